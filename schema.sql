@@ -1,0 +1,127 @@
+-- boxoffice schema, version 1.
+--
+-- Applied by the store when it opens a file whose `user_version` is 0 (src/store/mod.rs), in one
+-- transaction. Times are integer milliseconds since the Unix epoch (UTC). Every table has an integer
+-- `seq` that orders rows internally (join order, pagination); the random text `id` is the public name.
+--
+-- The event row carries live counters (confirmed, offered, waitlisted, checked_in). They are changed
+-- only by the single writer, in the same transaction as the registration rows they count, and
+-- `boxoffice check` recomputes them from the registrations to prove they agree.
+
+CREATE TABLE events (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT    NOT NULL UNIQUE,
+    name              TEXT    NOT NULL,
+    venue             TEXT    NOT NULL,
+    description       TEXT    NOT NULL DEFAULT '',
+    starts_at         INTEGER NOT NULL,
+    ends_at           INTEGER,
+    capacity          INTEGER NOT NULL CHECK (capacity >= 0),
+    status            TEXT    NOT NULL CHECK (status IN ('draft', 'published', 'cancelled', 'completed')),
+    waitlist_enabled  INTEGER NOT NULL DEFAULT 1 CHECK (waitlist_enabled IN (0, 1)),
+    promotion         TEXT    NOT NULL DEFAULT 'direct' CHECK (promotion IN ('direct', 'offer')),
+    confirmed         INTEGER NOT NULL DEFAULT 0 CHECK (confirmed >= 0),
+    offered           INTEGER NOT NULL DEFAULT 0 CHECK (offered >= 0),
+    waitlisted        INTEGER NOT NULL DEFAULT 0 CHECK (waitlisted >= 0),
+    checked_in        INTEGER NOT NULL DEFAULT 0 CHECK (checked_in >= 0),
+    promotions        INTEGER NOT NULL DEFAULT 0 CHECK (promotions >= 0),
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    -- I1 as a last line of defence: the writer checks first, the file refuses anyway.
+    CHECK (confirmed + offered <= capacity)
+);
+-- Listing events by date (keyset on starts_at, seq), optionally by status.
+CREATE INDEX events_by_start ON events (starts_at, seq);
+CREATE INDEX events_by_status_start ON events (status, starts_at, seq);
+
+CREATE TABLE attendees (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT    NOT NULL UNIQUE,
+    name        TEXT    NOT NULL,
+    email       TEXT,
+    -- Lower-cased email: uniqueness is case-insensitive (DESIGN.md section 2).
+    email_key   TEXT,
+    phone       TEXT,
+    erased_at   INTEGER,
+    created_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX attendees_email ON attendees (email_key) WHERE email_key IS NOT NULL;
+
+CREATE TABLE registrations (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT    NOT NULL UNIQUE,
+    event_seq         INTEGER NOT NULL REFERENCES events (seq),
+    attendee_seq      INTEGER NOT NULL REFERENCES attendees (seq),
+    status            TEXT    NOT NULL CHECK (status IN ('confirmed', 'waitlisted', 'offered', 'cancelled')),
+    ticket_code       TEXT    UNIQUE,
+    offer_expires_at  INTEGER,
+    checked_in_at     INTEGER,
+    promoted_at       INTEGER,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    cancelled_at      INTEGER
+);
+-- I2: one active registration per (event, attendee), enforced by the file itself.
+CREATE UNIQUE INDEX registrations_one_active
+    ON registrations (event_seq, attendee_seq) WHERE status IN ('confirmed', 'waitlisted', 'offered');
+-- I3: the waitlist in join order; the head is the first row, a position is a count over this index.
+CREATE INDEX registrations_waitlist ON registrations (event_seq, seq) WHERE status = 'waitlisted';
+-- The event's registration list, all or by status.
+CREATE INDEX registrations_by_event_status ON registrations (event_seq, status, seq);
+CREATE INDEX registrations_by_event ON registrations (event_seq, seq);
+-- An attendee's tickets.
+CREATE INDEX registrations_by_attendee ON registrations (attendee_seq, seq);
+
+-- Transactional outbox (I5): written in the same transaction as the change it describes.
+CREATE TABLE outbox (
+    seq              INTEGER PRIMARY KEY,
+    id               TEXT    NOT NULL UNIQUE,
+    type             TEXT    NOT NULL,
+    aggregate_id     TEXT    NOT NULL,
+    payload          TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    last_error       TEXT,
+    state            TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead'))
+);
+CREATE INDEX outbox_by_state ON outbox (state, seq);
+CREATE INDEX outbox_by_aggregate ON outbox (aggregate_id, seq);
+
+-- API tokens: only a SHA-256 of the secret is stored; the secret is shown once.
+CREATE TABLE tokens (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT    NOT NULL UNIQUE,
+    name        TEXT    NOT NULL,
+    role        TEXT    NOT NULL CHECK (role IN ('admin', 'operator', 'kiosk')),
+    secret_hash TEXT    NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
+
+-- Stored first responses of creating writes, per (token, Idempotency-Key), kept 24 hours.
+CREATE TABLE idempotency (
+    token_seq     INTEGER NOT NULL REFERENCES tokens (seq),
+    key           TEXT    NOT NULL,
+    fingerprint   TEXT    NOT NULL,
+    status        INTEGER NOT NULL,
+    content_type  TEXT    NOT NULL,
+    body          BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (token_seq, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_by_age ON idempotency (created_at);
+
+-- Who did what, when, from where (DESIGN.md section 6).
+CREATE TABLE audit (
+    seq          INTEGER PRIMARY KEY,
+    at           INTEGER NOT NULL,
+    actor        TEXT    NOT NULL,
+    action       TEXT    NOT NULL,
+    target       TEXT,
+    remote_addr  TEXT,
+    request_id   TEXT,
+    detail       TEXT
+);
+CREATE INDEX audit_by_target ON audit (target, seq);

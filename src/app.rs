@@ -1,0 +1,682 @@
+//! `App`: one method per use case, and the only place that sequences store, outbox and audit.
+//!
+//! Every state change runs as one closure on the store's writer thread, so the seat decision, the rows
+//! it changes, the domain events it records (I5) and the audit row commit together or not at all. The
+//! decisions themselves are the domain's (`admit`, `seats_to_promote`); this module applies them.
+//! Methods block (on the writer's group commit or a pooled read) and are called from the HTTP layer's
+//! blocking pool, the CLI, or the console.
+
+mod error;
+mod idempotency;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+pub use error::{Conflict, Error, Result};
+pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
+
+use crate::domain::{
+    admit, seats_to_promote, Admission, Attendee, AttendeeId, DomainEventType, Event, EventId, EventPatch,
+    EventPatchError, EventStatus, NewAttendee, NewEvent, RegStatus, Registration, RegistrationId, Role,
+    TicketCode, Timestamp, TokenId,
+};
+use crate::store::check::CheckReport;
+use crate::store::events::EventCursor;
+use crate::store::tokens::Token;
+use crate::store::{self, attendees, audit, events, outbox, registrations, tokens, Store, StoreOptions, Tx};
+
+/// Where the app reads the time. Tests drive a `ManualClock`; the domain only ever sees values.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: Timestamp) -> Self {
+        Self(AtomicI64::new(at.millis()))
+    }
+
+    pub fn advance_millis(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub store: StoreOptions,
+    pub idempotency_ttl_ms: i64,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self { store: StoreOptions::default(), idempotency_ttl_ms: 24 * 3600 * 1000 }
+    }
+}
+
+/// Who is acting: for permission checks at the edge and for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+    pub token_seq: Option<i64>,
+    pub remote_addr: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The local command line (`boxoffice token create`, demo data).
+    pub fn local(name: &str) -> Self {
+        Self { name: name.to_string(), role: Role::Admin, token_seq: None, remote_addr: None, request_id: None }
+    }
+}
+
+/// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Which page to read. `limit` is already bounded by the caller (1..=500).
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// Which events a caller may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Anonymous callers and kiosks: published events only.
+    Public,
+    /// Operators and admins: every event.
+    Staff,
+}
+
+/// `GET /registrations/{id}/position`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PositionView {
+    pub status: &'static str,
+    pub position: Option<i64>,
+    pub waitlist_length: i64,
+}
+
+/// A registration with a summary of its event, for an attendee's tickets.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ticket {
+    #[serde(flatten)]
+    pub registration: Registration,
+    pub event: EventSummary,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventSummary {
+    pub id: EventId,
+    pub name: String,
+    pub venue: String,
+    pub starts_at: Timestamp,
+    pub status: &'static str,
+}
+
+/// A token as created: the secret is shown this once and never stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewToken {
+    #[serde(flatten)]
+    pub token: Token,
+    pub secret: String,
+}
+
+pub struct App {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    opts: AppOptions,
+    inflight: Arc<Mutex<HashSet<(i64, String)>>>,
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// SHA-256 of a token secret, hex: what the tokens table stores and looks up.
+fn hash_secret(secret: &str) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Records a domain event in the outbox, in the caller's transaction (I5).
+fn emit<T: serde::Serialize>(
+    tx: &Tx<'_>,
+    kind: DomainEventType,
+    aggregate: impl std::fmt::Display,
+    payload: &T,
+    now: i64,
+) -> Result<()> {
+    let json = serde_json::to_string(payload).map_err(internal)?;
+    let id = uuid::Builder::from_random_bytes(random_bytes()).into_uuid().to_string();
+    outbox::record(tx, &id, kind, &aggregate.to_string(), &json, now)?;
+    Ok(())
+}
+
+fn record_audit(tx: &Tx<'_>, actor: &Actor, action: &str, target: Option<&str>, detail: Option<&str>, now: i64) -> Result<()> {
+    let entry = audit::Entry {
+        actor: &actor.name,
+        action,
+        target,
+        remote_addr: actor.remote_addr.as_deref(),
+        request_id: actor.request_id.as_deref(),
+        detail,
+    };
+    audit::record(tx, &entry, now)?;
+    Ok(())
+}
+
+/// Loads the registration as it now stands, with its live position, for answers and outbox payloads.
+fn reload_registration(conn: &rusqlite::Connection, seq: i64) -> Result<Registration> {
+    let row = registrations::get_by_seq(conn, seq)?.ok_or_else(|| internal("registration vanished"))?;
+    Ok(registrations::with_position(conn, row)?)
+}
+
+/// Confirms as many heads of the waitlist as there are free seats (I3, I4), recording each promotion.
+fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
+    let n = seats_to_promote(event.occupancy());
+    if n == 0 {
+        return Ok(());
+    }
+    for seq in registrations::waitlist_heads(tx, event.seq, n)? {
+        let code = TicketCode::from_random(random_bytes());
+        registrations::confirm(tx, seq, &code, now)?;
+        event.waitlisted -= 1;
+        event.confirmed += 1;
+        event.promotions += 1;
+        let reg = reload_registration(tx, seq)?;
+        emit(tx, DomainEventType::RegistrationPromoted, reg.id, &reg, now)?;
+    }
+    Ok(())
+}
+
+/// Cursor of keyset pages: opaque to callers, base64url of the keys of the last item.
+fn encode_cursor(parts: &[i64]) -> String {
+    let text = parts.iter().map(i64::to_string).collect::<Vec<_>>().join(".");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor<const N: usize>(cursor: &str) -> Result<[i64; N]> {
+    let bad = || Error::invalid("after", "is not a cursor this API handed out");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let nums: Vec<i64> = text.split('.').map(str::parse).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
+    nums.try_into().map_err(|_| bad())
+}
+
+/// Builds a page from `limit + 1` fetched rows: the extra row only says there is a next page.
+fn page<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Page<T> {
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(key)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+impl App {
+    /// Opens the database file (creating it and its schema when new) with the system clock.
+    pub fn open(db: &Path, opts: AppOptions) -> Result<Self> {
+        Self::open_with_clock(db, opts, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(db: &Path, opts: AppOptions, clock: Arc<dyn Clock>) -> Result<Self> {
+        let store = Store::open(db, &opts.store).map_err(|e| match e {
+            store::StoreError::SchemaTooNew { .. } => Error::Internal(e.to_string()),
+            other => Error::from(other),
+        })?;
+        Ok(Self { store, clock, opts, inflight: Arc::default() })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Commits what is queued and stops writing (graceful shutdown).
+    pub fn shutdown(&self) {
+        self.store.shutdown();
+    }
+
+    /// Runs a creating write; with `idem`, its first response is stored in the same transaction.
+    fn write_idempotent<T: Send + 'static>(
+        &self,
+        idem: Option<Idem<T>>,
+        f: impl FnOnce(&Tx<'_>, i64) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let now = self.now().millis();
+        match idem {
+            None => self.store.write(move |tx| f(tx, now)),
+            Some(Idem { guard, render }) => {
+                let key = guard.key.clone();
+                let result = self.store.write(move |tx| {
+                    let result = tx.savepoint(|tx| f(tx, now));
+                    idempotency::store_first_response(tx, &key, render, &result, now)?;
+                    Ok::<_, Error>(result)
+                });
+                // The guard lives until the commit has been answered: only then may a retry run.
+                drop(guard);
+                result?
+            }
+        }
+    }
+
+    // ----- events -----
+
+    pub fn create_event(&self, actor: &Actor, new: NewEvent) -> Result<Event> {
+        let actor = actor.clone();
+        let id = EventId::from_random(random_bytes());
+        self.write_idempotent(None, move |tx, now| {
+            let event = events::insert(tx, id, &new, now)?;
+            emit(tx, DomainEventType::EventCreated, event.id, &event, now)?;
+            record_audit(tx, &actor, "event.create", Some(&event.id.to_string()), Some(&event.name), now)?;
+            Ok(event)
+        })
+    }
+
+    pub fn get_event(&self, id: EventId, vis: Visibility) -> Result<Event> {
+        let event = self.store.read(|c| events::get(c, id))?;
+        match event {
+            Some(e) if vis == Visibility::Staff || e.status == EventStatus::Published => Ok(e),
+            _ => Err(Error::NotFound("event")),
+        }
+    }
+
+    /// Events in date order. Public callers see published events only, whatever they ask for.
+    pub fn list_events(&self, vis: Visibility, status: Option<EventStatus>, req: &PageRequest) -> Result<Page<Event>> {
+        let statuses: Vec<EventStatus> = match (vis, status) {
+            (Visibility::Public, _) => vec![EventStatus::Published],
+            (Visibility::Staff, Some(s)) => vec![s],
+            (Visibility::Staff, None) => vec![],
+        };
+        let after = match &req.after {
+            Some(c) => {
+                let [starts_at, seq] = decode_cursor::<2>(c)?;
+                Some(EventCursor { starts_at, seq })
+            }
+            None => None,
+        };
+        let rows = self.store.read(|c| events::list(c, &statuses, after, req.limit + 1))?;
+        Ok(page(rows, req.limit, |e| encode_cursor(&[e.starts_at.millis(), e.seq])))
+    }
+
+    pub fn update_event(&self, actor: &Actor, id: EventId, patch: EventPatch) -> Result<Event> {
+        let actor = actor.clone();
+        self.write_idempotent(None, move |tx, now| {
+            let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
+            let changed = event.apply(&patch).map_err(|e| match e {
+                EventPatchError::Closed(why) => Error::conflict(Conflict::InvalidTransition, why),
+                EventPatchError::CapacityBelowConfirmed { confirmed } => Error::conflict(
+                    Conflict::CapacityBelowConfirmed,
+                    format!("{confirmed} seats are taken; capacity cannot go below that"),
+                ),
+                EventPatchError::WaitlistNotEmpty { waitlisted } => Error::conflict(
+                    Conflict::WaitlistNotEmpty,
+                    format!("{waitlisted} people are waiting; cancel or promote them before disabling the waitlist"),
+                ),
+                EventPatchError::Invalid(f) => Error::Invalid(vec![f]),
+            })?;
+            if changed.is_empty() {
+                return Ok(event);
+            }
+            event.updated_at = Timestamp::from_millis(now);
+            // Raising capacity frees seats: the waitlist takes them in the same transaction (I4).
+            promote(tx, &mut event, now)?;
+            events::save(tx, &event)?;
+            emit(tx, DomainEventType::EventUpdated, event.id, &event, now)?;
+            let detail = changed.join(",");
+            record_audit(tx, &actor, "event.update", Some(&event.id.to_string()), Some(&detail), now)?;
+            Ok(event)
+        })
+    }
+
+    pub fn publish_event(&self, actor: &Actor, id: EventId) -> Result<Event> {
+        let actor = actor.clone();
+        self.write_idempotent(None, move |tx, now| {
+            let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
+            let changes = event.status.publish().map_err(|why| Error::conflict(Conflict::InvalidTransition, why))?;
+            if !changes {
+                return Ok(event);
+            }
+            event.status = EventStatus::Published;
+            event.updated_at = Timestamp::from_millis(now);
+            events::save(tx, &event)?;
+            emit(tx, DomainEventType::EventPublished, event.id, &event, now)?;
+            record_audit(tx, &actor, "event.publish", Some(&event.id.to_string()), None, now)?;
+            Ok(event)
+        })
+    }
+
+    /// Cancels the event and every active registration of it, in one transaction.
+    pub fn cancel_event(&self, actor: &Actor, id: EventId) -> Result<Event> {
+        let actor = actor.clone();
+        self.write_idempotent(None, move |tx, now| {
+            let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
+            let changes = event.status.cancel().map_err(|why| Error::conflict(Conflict::InvalidTransition, why))?;
+            if !changes {
+                return Ok(event);
+            }
+            let active = registrations::active_of_event(tx, event.seq)?;
+            for (seq, _) in &active {
+                registrations::cancel(tx, *seq, now)?;
+                let reg = reload_registration(tx, *seq)?;
+                emit(tx, DomainEventType::RegistrationCancelled, reg.id, &reg, now)?;
+            }
+            event.status = EventStatus::Cancelled;
+            event.confirmed = 0;
+            event.offered = 0;
+            event.waitlisted = 0;
+            event.checked_in = 0;
+            event.updated_at = Timestamp::from_millis(now);
+            events::save(tx, &event)?;
+            emit(tx, DomainEventType::EventCancelled, event.id, &event, now)?;
+            let detail = format!("{} registrations cancelled", active.len());
+            record_audit(tx, &actor, "event.cancel", Some(&event.id.to_string()), Some(&detail), now)?;
+            Ok(event)
+        })
+    }
+
+    // ----- attendees -----
+
+    pub fn create_attendee(&self, new: NewAttendee, idem: Option<Idem<Attendee>>) -> Result<Attendee> {
+        let id = AttendeeId::from_random(random_bytes());
+        self.write_idempotent(idem, move |tx, now| {
+            if let Some(email) = &new.email {
+                if attendees::email_taken(tx, &email.key())? {
+                    return Err(Error::conflict(Conflict::EmailTaken, "an attendee with this email exists"));
+                }
+            }
+            Ok(attendees::insert(tx, id, &new, now)?)
+        })
+    }
+
+    pub fn get_attendee(&self, id: AttendeeId) -> Result<Attendee> {
+        self.store.read(|c| attendees::get(c, id))?.ok_or(Error::NotFound("attendee"))
+    }
+
+    /// The attendee's registrations, in the order they were made, with event summaries.
+    pub fn attendee_tickets(&self, id: AttendeeId, req: &PageRequest) -> Result<Page<Ticket>> {
+        let after = match &req.after {
+            Some(c) => decode_cursor::<1>(c)?[0],
+            None => 0,
+        };
+        self.store.read(|c| {
+            let attendee = attendees::get(c, id)?.ok_or(Error::NotFound("attendee"))?;
+            let regs = registrations::list_for_attendee(c, attendee.seq, after, req.limit + 1)?;
+            let mut tickets = Vec::with_capacity(regs.len());
+            for r in regs {
+                let e = events::get(c, r.event_id)?.ok_or_else(|| internal("event of a registration vanished"))?;
+                let event = EventSummary {
+                    id: e.id,
+                    name: e.name,
+                    venue: e.venue,
+                    starts_at: e.starts_at,
+                    status: e.status.as_str(),
+                };
+                tickets.push(Ticket { registration: r, event });
+            }
+            Ok(page(tickets, req.limit, |t| encode_cursor(&[t.registration.seq])))
+        })
+    }
+
+    // ----- registrations -----
+
+    /// Registers an attendee: a confirmed seat while seats are free and nobody waits, otherwise a place
+    /// at the end of the waitlist, or `sold_out` when the event has no waitlist.
+    pub fn register(
+        &self,
+        event_id: EventId,
+        attendee_id: AttendeeId,
+        idem: Option<Idem<Registration>>,
+    ) -> Result<Registration> {
+        let reg_id = RegistrationId::from_random(random_bytes());
+        let code = TicketCode::from_random(random_bytes());
+        self.write_idempotent(idem, move |tx, now| {
+            let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
+            if !event.status.accepts_registrations() {
+                return Err(Error::conflict(
+                    Conflict::EventNotOpen,
+                    format!("the event is {}, not open for registration", event.status.as_str()),
+                ));
+            }
+            let attendee = attendees::get(tx, attendee_id)?
+                .filter(|a| a.erased_at.is_none())
+                .ok_or(Error::NotFound("attendee"))?;
+            if registrations::has_active(tx, event.seq, attendee.seq)? {
+                return Err(Error::conflict(
+                    Conflict::AlreadyRegistered,
+                    "the attendee already holds an active registration for this event",
+                ));
+            }
+            let (status, ticket, kind) = match admit(event.occupancy()) {
+                Admission::Confirm => (RegStatus::Confirmed, Some(&code), DomainEventType::RegistrationConfirmed),
+                Admission::Waitlist => (RegStatus::Waitlisted, None, DomainEventType::RegistrationWaitlisted),
+                Admission::SoldOut => {
+                    return Err(Error::conflict(Conflict::SoldOut, "every seat is taken and the event has no waitlist"))
+                }
+            };
+            let new = registrations::NewRegistration {
+                id: reg_id,
+                event_seq: event.seq,
+                attendee_seq: attendee.seq,
+                status,
+                ticket_code: ticket,
+                now,
+            };
+            let seq = registrations::insert(tx, &new)?;
+            match status {
+                RegStatus::Confirmed => event.confirmed += 1,
+                _ => event.waitlisted += 1,
+            }
+            events::save_counts(tx, &event)?;
+            let reg = reload_registration(tx, seq)?;
+            emit(tx, kind, reg.id, &reg, now)?;
+            Ok(reg)
+        })
+    }
+
+    pub fn get_registration(&self, id: RegistrationId) -> Result<Registration> {
+        self.store.read(|c| {
+            let row = registrations::get(c, id)?.ok_or(Error::NotFound("registration"))?;
+            Ok(registrations::with_position(c, row)?)
+        })
+    }
+
+    pub fn position(&self, id: RegistrationId) -> Result<PositionView> {
+        self.store.read(|c| {
+            let row = registrations::get(c, id)?.ok_or(Error::NotFound("registration"))?;
+            let event = events::get_by_seq(c, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
+            let reg = registrations::with_position(c, row)?;
+            Ok(PositionView { status: reg.status.as_str(), position: reg.position, waitlist_length: event.waitlisted })
+        })
+    }
+
+    /// Cancels a registration; a freed seat goes to the head of the waitlist in the same transaction.
+    /// Cancelling a cancelled registration succeeds and changes nothing.
+    pub fn cancel_registration(&self, id: RegistrationId) -> Result<Registration> {
+        self.write_idempotent(None, move |tx, now| {
+            let row = registrations::get(tx, id)?.ok_or(Error::NotFound("registration"))?;
+            let status = row.reg.status;
+            if status == RegStatus::Cancelled {
+                return Ok(row.reg);
+            }
+            let mut event = events::get_by_seq(tx, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
+            registrations::cancel(tx, row.reg.seq, now)?;
+            match status {
+                RegStatus::Confirmed => {
+                    event.confirmed -= 1;
+                    if row.reg.checked_in_at.is_some() {
+                        event.checked_in -= 1;
+                    }
+                }
+                RegStatus::Offered => event.offered -= 1,
+                RegStatus::Waitlisted => event.waitlisted -= 1,
+                RegStatus::Cancelled => {}
+            }
+            let reg = reload_registration(tx, row.reg.seq)?;
+            emit(tx, DomainEventType::RegistrationCancelled, reg.id, &reg, now)?;
+            promote(tx, &mut event, now)?;
+            events::save_counts(tx, &event)?;
+            Ok(reg)
+        })
+    }
+
+    /// The event's registrations in join order, optionally of one status.
+    pub fn event_registrations(
+        &self,
+        event_id: EventId,
+        status: Option<RegStatus>,
+        req: &PageRequest,
+    ) -> Result<Page<Registration>> {
+        let after = match &req.after {
+            Some(c) => decode_cursor::<1>(c)?[0],
+            None => 0,
+        };
+        self.store.read(|c| {
+            let event = events::get(c, event_id)?.ok_or(Error::NotFound("event"))?;
+            let rows = registrations::list_for_event(c, event.seq, status, after, req.limit + 1)?;
+            Ok(page(rows, req.limit, |r| encode_cursor(&[r.seq])))
+        })
+    }
+
+    /// The waitlist in order, with positions.
+    pub fn waitlist(&self, event_id: EventId, req: &PageRequest) -> Result<Page<Registration>> {
+        self.event_registrations(event_id, Some(RegStatus::Waitlisted), req)
+    }
+
+    // ----- tokens and auth -----
+
+    /// The principal a bearer secret stands for, if it is an active token.
+    pub fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
+        let hash = hash_secret(secret);
+        Ok(self.store.read(|c| tokens::find_active(c, &hash))?)
+    }
+
+    pub fn create_token(&self, actor: &Actor, role: Role, name: &str) -> Result<NewToken> {
+        let name = name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Error::invalid("name", "must be 1 to 100 printable characters"));
+        }
+        let secret = format!("bo_{}", data_encoding::BASE32_NOPAD.encode(&random_bytes::<20>()).to_lowercase());
+        let hash = hash_secret(&secret);
+        let id = TokenId::from_random(random_bytes());
+        let actor = actor.clone();
+        let token = self.write_idempotent(None, move |tx, now| {
+            let token = tokens::insert(tx, id, &name, role, &hash, now).map_err(|e| {
+                if e.is_unique_violation() {
+                    Error::conflict(Conflict::TokenNameTaken, "an active token has this name")
+                } else {
+                    e.into()
+                }
+            })?;
+            let detail = format!("role {role}");
+            record_audit(tx, &actor, "token.create", Some(&token.name), Some(&detail), now)?;
+            Ok(token)
+        })?;
+        Ok(NewToken { token, secret })
+    }
+
+    pub fn list_tokens(&self) -> Result<Vec<Token>> {
+        Ok(self.store.read(|c| tokens::list(c))?)
+    }
+
+    pub fn count_active_tokens(&self) -> Result<i64> {
+        Ok(self.store.read(|c| tokens::count_active(c))?)
+    }
+
+    pub fn revoke_token(&self, actor: &Actor, name_or_id: &str) -> Result<Token> {
+        let actor = actor.clone();
+        let target = name_or_id.to_string();
+        self.write_idempotent(None, move |tx, now| {
+            let token = tokens::revoke(tx, &target, now)?.ok_or(Error::NotFound("token"))?;
+            record_audit(tx, &actor, "token.revoke", Some(&token.name), None, now)?;
+            Ok(token)
+        })
+    }
+
+    // ----- maintenance -----
+
+    /// Forgets idempotency records older than their 24 hours.
+    pub fn prune_idempotency(&self) -> Result<usize> {
+        let before = self.now().millis() - self.opts.idempotency_ttl_ms;
+        self.store.write(move |tx| Ok(store::idempotency::prune(tx, before)?))
+    }
+
+    /// The database answers a read (for `/health`).
+    pub fn check_readable(&self) -> Result<()> {
+        Ok(self.store.read(|c| store::ping(c))?)
+    }
+
+    pub fn backup(&self, out: &Path) -> Result<()> {
+        Ok(self.store.backup_to(out)?)
+    }
+
+    /// Integrity and invariants I1-I4 over the whole file.
+    pub fn check(&self) -> Result<CheckReport> {
+        Ok(self.store.read(|c| store::check::run(c))?)
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.store.read(|c| events::count(c))? == 0)
+    }
+
+    /// Every outbox message about one aggregate (registration, event), oldest first.
+    pub fn outbox_for(&self, aggregate_id: &str) -> Result<Vec<outbox::Message>> {
+        Ok(self.store.read(|c| outbox::for_aggregate(c, aggregate_id))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_text() {
+        let c = encode_cursor(&[1_800_000_000_000, 42]);
+        assert_eq!(decode_cursor::<2>(&c).ok(), Some([1_800_000_000_000, 42]));
+        assert!(decode_cursor::<1>(&c).is_err());
+        assert!(decode_cursor::<1>("!!").is_err());
+        assert!(decode_cursor::<1>("").is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! The errors a use case can end in. `http` maps each to a status and a problem document in one match.
+
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+/// A conflict with the current state, named by a stable machine code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    EventNotOpen,
+    AlreadyRegistered,
+    SoldOut,
+    CapacityBelowConfirmed,
+    WaitlistNotEmpty,
+    EmailTaken,
+    InvalidTransition,
+    TokenNameTaken,
+    IdempotencyKeyInFlight,
+}
+
+impl Conflict {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::EventNotOpen => "event_not_open",
+            Self::AlreadyRegistered => "already_registered",
+            Self::SoldOut => "sold_out",
+            Self::CapacityBelowConfirmed => "capacity_below_confirmed",
+            Self::WaitlistNotEmpty => "waitlist_not_empty",
+            Self::EmailTaken => "email_taken",
+            Self::InvalidTransition => "invalid_transition",
+            Self::TokenNameTaken => "token_name_taken",
+            Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::EventNotOpen => "Event is not open for registration",
+            Self::AlreadyRegistered => "Already registered",
+            Self::SoldOut => "Sold out",
+            Self::CapacityBelowConfirmed => "Capacity below confirmed seats",
+            Self::WaitlistNotEmpty => "Waitlist is not empty",
+            Self::EmailTaken => "Email already taken",
+            Self::InvalidTransition => "Not allowed in the current state",
+            Self::TokenNameTaken => "Token name already taken",
+            Self::IdempotencyKeyInFlight => "Request with this Idempotency-Key is in progress",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { kind: Conflict, detail: String },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn conflict(kind: Conflict, detail: impl Into<String>) -> Self {
+        Self::Conflict { kind, detail: detail.into() }
+    }
+
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    /// Errors that say something about the request rather than about the box's health at that moment;
+    /// only these are stored for `Idempotency-Key` replay. A 503 must stay retryable.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Unavailable(_) | Self::Internal(_))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,223 @@
+//! Configuration: one typed struct. Defaults, then the TOML file, then the `BOXOFFICE_*` environment,
+//! then command-line flags, then validation. Every key is documented in
+//! `fixtures/boxoffice.example.toml`; a test keeps that file parsing into this struct.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::app::AppOptions;
+use crate::store::StoreOptions;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Where the database, admin token and logs live; `None`: the platform's data dir.
+    pub data_dir: Option<PathBuf>,
+    /// `tracing` filter, e.g. "info" or "boxoffice=debug".
+    pub log: String,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub idempotency: IdempotencyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_connections: usize,
+    pub blocking_threads: usize,
+    pub worker_threads: usize,
+    pub gzip: bool,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub readers: u32,
+    pub max_batch: usize,
+    pub queue: usize,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    pub ttl_hours: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: None,
+            log: "info".into(),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            idempotency: IdempotencyConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 1024,
+            blocking_threads: 128,
+            worker_threads: 0,
+            gzip: true,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let d = StoreOptions::default();
+        Self {
+            readers: d.readers,
+            max_batch: d.max_batch,
+            queue: d.queue,
+            busy_timeout_ms: u64::try_from(d.busy_timeout.as_millis()).unwrap_or(5000),
+        }
+    }
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self { ttl_hours: 24 }
+    }
+}
+
+/// The environment variables read, and what they override.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("BOXOFFICE_LISTEN", "listen"),
+    ("BOXOFFICE_DATA_DIR", "data_dir"),
+    ("BOXOFFICE_LOG", "log"),
+    ("BOXOFFICE_MAX_CONNECTIONS", "http.max_connections"),
+    ("BOXOFFICE_MAX_BODY_BYTES", "http.max_body_bytes"),
+];
+
+impl Config {
+    /// Defaults, then `file` if given, then the environment. Flags are applied by the caller, then
+    /// `validate`.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env("BOXOFFICE_LISTEN") {
+            cfg.listen = v.parse().with_context(|| format!("BOXOFFICE_LISTEN={v:?} is not host:port"))?;
+        }
+        if let Some(v) = env("BOXOFFICE_DATA_DIR") {
+            cfg.data_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("BOXOFFICE_LOG") {
+            cfg.log = v;
+        }
+        if let Some(v) = env("BOXOFFICE_MAX_CONNECTIONS") {
+            cfg.http.max_connections = v.parse().with_context(|| format!("BOXOFFICE_MAX_CONNECTIONS={v:?}"))?;
+        }
+        if let Some(v) = env("BOXOFFICE_MAX_BODY_BYTES") {
+            cfg.http.max_body_bytes = v.parse().with_context(|| format!("BOXOFFICE_MAX_BODY_BYTES={v:?}"))?;
+        }
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let h = &self.http;
+        if !(1024..=16 * 1024 * 1024).contains(&h.max_body_bytes) {
+            bail!("http.max_body_bytes must be from 1024 to 16777216");
+        }
+        // hyper refuses read buffers below 8 KiB.
+        if !(8192..=1024 * 1024).contains(&h.max_header_bytes) {
+            bail!("http.max_header_bytes must be from 8192 to 1048576");
+        }
+        if !(8..=1000).contains(&h.max_headers) {
+            bail!("http.max_headers must be from 8 to 1000");
+        }
+        if h.max_connections == 0 || h.blocking_threads == 0 {
+            bail!("http.max_connections and http.blocking_threads must be at least 1");
+        }
+        if h.header_read_timeout_secs == 0 || h.request_timeout_secs == 0 || h.body_read_timeout_secs == 0 {
+            bail!("http timeouts must be at least 1 second");
+        }
+        if self.store.readers == 0 || self.store.max_batch == 0 || self.store.queue == 0 {
+            bail!("store.readers, store.max_batch and store.queue must be at least 1");
+        }
+        if self.idempotency.ttl_hours == 0 {
+            bail!("idempotency.ttl_hours must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn app_options(&self) -> AppOptions {
+        AppOptions {
+            store: StoreOptions {
+                readers: self.store.readers,
+                max_batch: self.store.max_batch,
+                queue: self.store.queue,
+                busy_timeout: Duration::from_millis(self.store.busy_timeout_ms),
+            },
+            idempotency_ttl_ms: i64::try_from(self.idempotency.ttl_hours).unwrap_or(24) * 3_600_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_parses_and_matches_the_defaults() {
+        let text = include_str!("../fixtures/boxoffice.example.toml");
+        let parsed: Config = toml::from_str(text).expect("the example config parses");
+        parsed.validate().expect("the example config is valid");
+        let d = Config::default();
+        assert_eq!(parsed.listen, d.listen);
+        assert_eq!(parsed.http.max_body_bytes, d.http.max_body_bytes);
+        assert_eq!(parsed.http.max_connections, d.http.max_connections);
+        assert_eq!(parsed.store.max_batch, d.store.max_batch);
+        assert_eq!(parsed.idempotency.ttl_hours, d.idempotency.ttl_hours);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("listn = \"127.0.0.1:1\"").is_err());
+        assert!(toml::from_str::<Config>("[http]\nmax_body = 1").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |k: &str| match k {
+            "BOXOFFICE_LISTEN" => Some("127.0.0.1:9999".to_string()),
+            "BOXOFFICE_MAX_CONNECTIONS" => Some("7".to_string()),
+            _ => None,
+        };
+        let cfg = Config::load(None, env).expect("loads");
+        assert_eq!(cfg.listen.port(), 9999);
+        assert_eq!(cfg.http.max_connections, 7);
+        let bad = |k: &str| (k == "BOXOFFICE_LISTEN").then(|| "nowhere".to_string());
+        assert!(Config::load(None, bad).is_err());
+    }
+}

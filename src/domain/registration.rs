@@ -1,0 +1,190 @@
+//! Registrations (tickets) and the seat decisions that keep I1 (capacity), I3 (FIFO) and I4 (no idle
+//! seats). The store applies these decisions; it never decides on its own.
+
+use serde::ser::SerializeStruct;
+
+use super::{AttendeeId, EventId, Occupancy, RegistrationId, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegStatus {
+    Confirmed,
+    Waitlisted,
+    Offered,
+    Cancelled,
+}
+
+impl RegStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirmed" => Some(Self::Confirmed),
+            "waitlisted" => Some(Self::Waitlisted),
+            "offered" => Some(Self::Offered),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Waitlisted => "waitlisted",
+            Self::Offered => "offered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self != Self::Cancelled
+    }
+}
+
+/// What a new registration gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Confirm,
+    Waitlist,
+    SoldOut,
+}
+
+/// Decides a new registration. A free seat goes to the newcomer only when nobody waits for it (I3):
+/// a waitlist that is not empty is ahead of everyone who arrives later.
+pub fn admit(o: Occupancy) -> Admission {
+    if o.free() > 0 && o.waitlisted == 0 {
+        Admission::Confirm
+    } else if o.waitlist_enabled {
+        Admission::Waitlist
+    } else {
+        Admission::SoldOut
+    }
+}
+
+/// How many heads of the waitlist must be promoted now so that no seat stays idle while people wait (I4).
+pub fn seats_to_promote(o: Occupancy) -> i64 {
+    o.free().min(o.waitlisted.max(0))
+}
+
+/// A ticket code: 136 random bits as 28 base32 characters, shown in groups of four so a person can read
+/// it out; stored and compared in its normalised form (upper case, no separators).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TicketCode(String);
+
+impl TicketCode {
+    pub const RANDOM_BYTES: usize = 17;
+
+    pub fn from_random(bytes: [u8; Self::RANDOM_BYTES]) -> Self {
+        Self(data_encoding::BASE32_NOPAD.encode(&bytes))
+    }
+
+    /// Normalises what a person typed or a scanner sent: case, spaces and dashes do not matter, and the
+    /// digits 0, 1 and 8, which base32 never uses, are read as the letters O, I and B they resemble.
+    pub fn normalize(input: &str) -> Option<Self> {
+        let mut out = String::with_capacity(28);
+        for c in input.chars() {
+            match c.to_ascii_uppercase() {
+                ' ' | '-' | '_' | '.' => {}
+                '0' => out.push('O'),
+                '1' => out.push('I'),
+                '8' => out.push('B'),
+                c @ ('A'..='Z' | '2'..='7') => out.push(c),
+                _ => return None,
+            }
+            if out.len() > 28 {
+                return None;
+            }
+        }
+        (out.len() == 28).then_some(Self(out))
+    }
+
+    /// Stored form, without separators.
+    pub fn stored(&self) -> &str {
+        &self.0
+    }
+
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    /// Display form, `ABCD-EFGH-...`.
+    pub fn display(&self) -> String {
+        let mut out = String::with_capacity(34);
+        for (i, c) in self.0.chars().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                out.push('-');
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+/// A registration as stored, with its live waitlist position when waitlisted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub seq: i64,
+    pub id: RegistrationId,
+    pub event_id: EventId,
+    pub attendee_id: AttendeeId,
+    pub status: RegStatus,
+    pub position: Option<i64>,
+    pub offer_expires_at: Option<Timestamp>,
+    pub ticket_code: Option<TicketCode>,
+    pub checked_in_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub cancelled_at: Option<Timestamp>,
+}
+
+impl serde::Serialize for Registration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Registration", 11)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("event_id", &self.event_id)?;
+        st.serialize_field("attendee_id", &self.attendee_id)?;
+        st.serialize_field("status", self.status.as_str())?;
+        st.serialize_field("position", &self.position)?;
+        st.serialize_field("offer_expires_at", &self.offer_expires_at)?;
+        st.serialize_field("ticket_code", &self.ticket_code.as_ref().map(TicketCode::display))?;
+        st.serialize_field("checked_in_at", &self.checked_in_at)?;
+        st.serialize_field("created_at", &self.created_at)?;
+        st.serialize_field("updated_at", &self.updated_at)?;
+        st.serialize_field("cancelled_at", &self.cancelled_at)?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn occ(capacity: i64, confirmed: i64, waitlisted: i64, waitlist_enabled: bool) -> Occupancy {
+        Occupancy { capacity, confirmed, offered: 0, waitlisted, waitlist_enabled }
+    }
+
+    #[test]
+    fn free_seat_goes_to_newcomer_only_when_nobody_waits() {
+        assert_eq!(admit(occ(2, 1, 0, true)), Admission::Confirm);
+        assert_eq!(admit(occ(2, 1, 1, true)), Admission::Waitlist);
+        assert_eq!(admit(occ(2, 2, 0, true)), Admission::Waitlist);
+        assert_eq!(admit(occ(2, 2, 0, false)), Admission::SoldOut);
+        assert_eq!(admit(occ(0, 0, 0, false)), Admission::SoldOut);
+    }
+
+    #[test]
+    fn promotes_as_many_as_free_seats_and_waiters_allow() {
+        assert_eq!(seats_to_promote(occ(10, 7, 5, true)), 3);
+        assert_eq!(seats_to_promote(occ(10, 7, 2, true)), 2);
+        assert_eq!(seats_to_promote(occ(10, 10, 5, true)), 0);
+    }
+
+    #[test]
+    fn ticket_codes_read_back_however_typed() {
+        let code = TicketCode::from_random([0xA5; TicketCode::RANDOM_BYTES]);
+        assert_eq!(code.stored().len(), 28);
+        let shown = code.display();
+        assert_eq!(shown.len(), 34);
+        assert_eq!(TicketCode::normalize(&shown), Some(code.clone()));
+        assert_eq!(TicketCode::normalize(&shown.to_lowercase().replace('-', " ")), Some(code.clone()));
+        assert_eq!(TicketCode::normalize("ABCD"), None);
+        assert_eq!(TicketCode::normalize(&format!("{shown}!")), None);
+    }
+}

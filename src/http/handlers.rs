@@ -1,0 +1,432 @@
+//! Thin handlers: wire -> domain, one `App` call on the blocking pool, domain -> wire. Authentication
+//! happens in that same blocking call (it reads the tokens table), then the route's role is checked.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::problem::Problem;
+use super::wire::{self, ListQuery};
+use super::RequestId;
+use crate::app::{self, Actor, App, Idem, IdemKey, IdemStart, Replay, Visibility};
+use crate::domain::{AttendeeId, EventId, EventStatus, RegStatus, RegistrationId, Role};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct Ctx {
+    pub app: Arc<App>,
+}
+
+/// The caller as the request presents it, before the token is checked.
+pub struct Caller {
+    auth: Auth,
+    remote: Option<SocketAddr>,
+    request_id: String,
+}
+
+enum Auth {
+    Anonymous,
+    Bearer(String),
+    Malformed,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let auth = match parts.headers.get(header::AUTHORIZATION) {
+            None => Auth::Anonymous,
+            Some(v) => match v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")) {
+                Some(t) if !t.trim().is_empty() && t.len() <= 256 => Auth::Bearer(t.trim().to_string()),
+                _ => Auth::Malformed,
+            },
+        };
+        let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        Ok(Self { auth, remote, request_id })
+    }
+}
+
+impl Caller {
+    /// Resolves the token (a read of the tokens table: call it on the blocking pool).
+    fn actor(&self, app: &App) -> Result<Option<Actor>, Problem> {
+        let token = match &self.auth {
+            Auth::Anonymous => return Ok(None),
+            Auth::Malformed => return Err(Problem::unauthorized("the Authorization header must be `Bearer <token>`")),
+            Auth::Bearer(secret) => app.authenticate(secret)?,
+        };
+        let token = token.ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))?;
+        Ok(Some(Actor {
+            name: token.name,
+            role: token.role,
+            token_seq: Some(token.seq),
+            remote_addr: self.remote.map(|a| a.to_string()),
+            request_id: Some(self.request_id.clone()),
+        }))
+    }
+}
+
+/// Runs `f` on the blocking pool once the caller is authenticated and holds at least `need`.
+async fn call<T: Send + 'static>(
+    ctx: &Ctx,
+    caller: Caller,
+    need: Option<Role>,
+    f: impl FnOnce(&App, Option<Actor>) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let app = ctx.app.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let actor = caller.actor(&app)?;
+        if let Some(role) = need {
+            match &actor {
+                None => return Err(Problem::unauthorized("this route needs a bearer token")),
+                Some(a) if !a.role.allows(role) => {
+                    return Err(Problem::forbidden(format!("this route needs the {role} role; the token is {}", a.role)))
+                }
+                Some(_) => {}
+            }
+        }
+        f(&app, actor)
+    });
+    match job.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "a blocking task failed");
+            Err(Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}
+
+fn staff(actor: &Option<Actor>) -> Visibility {
+    match actor {
+        Some(a) if a.role.allows(Role::Operator) => Visibility::Staff,
+        _ => Visibility::Public,
+    }
+}
+
+/// The actor of a route that required a role (`call` has checked there is one).
+fn must(actor: Option<Actor>) -> Result<Actor, Problem> {
+    actor.ok_or_else(|| Problem::unauthorized("this route needs a bearer token"))
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "response did not serialize");
+            Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }
+    }
+}
+
+fn respond<T: Serialize>(status: StatusCode, r: Result<T, Problem>) -> Response {
+    match r {
+        Ok(v) => json(status, &v),
+        Err(p) => p.into_response(),
+    }
+}
+
+fn event_id(s: &str) -> Result<EventId, Problem> {
+    EventId::parse(s).ok_or_else(|| Problem::not_found("event"))
+}
+fn attendee_id(s: &str) -> Result<AttendeeId, Problem> {
+    AttendeeId::parse(s).ok_or_else(|| Problem::not_found("attendee"))
+}
+fn registration_id(s: &str) -> Result<RegistrationId, Problem> {
+    RegistrationId::parse(s).ok_or_else(|| Problem::not_found("registration"))
+}
+
+fn list_query(q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<ListQuery, Problem> {
+    q.map(|Query(q)| q).map_err(|e| Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())]))
+}
+
+// ----- idempotency -----
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    match v.to_str() {
+        Ok(s) if (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(s.to_string())),
+        _ => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// What a request asks for, so a reused key with a different request is caught.
+fn fingerprint(method: &str, uri: &Uri, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(uri.path().as_bytes());
+    h.update([0]);
+    h.update(body);
+    data_encoding::HEXLOWER.encode(&h.finalize())
+}
+
+/// Renders a creating write's outcome exactly as it goes on the wire (and is stored for replay).
+fn render_created<T: Serialize>(r: &app::Result<T>) -> Replay {
+    match r {
+        Ok(v) => Replay {
+            status: 201,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(v).unwrap_or_default(),
+        },
+        Err(e) => {
+            let p = Problem::from_app(e);
+            Replay { status: p.status, content_type: super::problem::CONTENT_TYPE.into(), body: p.to_bytes() }
+        }
+    }
+}
+
+fn replay_response(r: Replay, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let ct = HeaderValue::from_str(&r.content_type).unwrap_or(HeaderValue::from_static("application/json"));
+    let mut resp = (status, [(header::CONTENT_TYPE, ct)], r.body).into_response();
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+/// Runs a creating write under its `Idempotency-Key`, if the request has one.
+fn idempotent<T: Serialize>(
+    app: &App,
+    actor: &Actor,
+    key: Option<String>,
+    fingerprint: String,
+    op: impl FnOnce(Option<Idem<T>>) -> app::Result<T>,
+) -> Result<Response, Problem> {
+    let render = render_created::<T>;
+    let (Some(key), Some(token_seq)) = (key, actor.token_seq) else {
+        let r = op(None)?;
+        return Ok(replay_response(render(&Ok(r)), false));
+    };
+    match app.idem_begin(IdemKey { token_seq, key, fingerprint })? {
+        IdemStart::Replay(r) => Ok(replay_response(r, true)),
+        IdemStart::Mismatch => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used for a different request",
+        )),
+        IdemStart::Fresh(guard) => {
+            let r = op(Some(Idem { guard, render }))?;
+            Ok(replay_response(render(&Ok(r)), false))
+        }
+    }
+}
+
+// ----- system -----
+
+pub async fn health(State(ctx): State<Ctx>) -> Response {
+    let app = ctx.app.clone();
+    let db = tokio::task::spawn_blocking(move || app.check_readable()).await;
+    match db {
+        Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({"status": "ok", "checks": {"database": "ok"}})),
+        Ok(Err(e)) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "failing", "checks": {"database": e.to_string()}}),
+        ),
+        Err(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+    }
+}
+
+pub async fn fallback() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route").into_response()
+}
+
+// ----- events -----
+
+pub async fn list_events(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let r = call(&ctx, caller, None, move |app, actor| {
+        let q = list_query(q)?;
+        let page = q.page()?;
+        let status = match &q.status {
+            None => None,
+            Some(s) => Some(EventStatus::parse(s).ok_or_else(|| {
+                Problem::invalid(vec![crate::domain::FieldError::new(
+                    "status",
+                    "must be draft, published, cancelled or completed",
+                )])
+            })?),
+        };
+        Ok(app.list_events(staff(&actor), status, &page)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r = call(&ctx, caller, None, move |app, actor| Ok(app.get_event(event_id(&id)?, staff(&actor))?)).await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, body: Bytes) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        let new = wire::parse::<wire::CreateEvent>(&body)?.into_domain()?;
+        Ok(app.create_event(&must(actor)?, new)?)
+    })
+    .await;
+    respond(StatusCode::CREATED, r)
+}
+
+pub async fn update_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        let id = event_id(&id)?;
+        let patch = wire::parse::<wire::PatchEvent>(&body)?.into_domain()?;
+        Ok(app.update_event(&must(actor)?, id, patch)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn publish_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        Ok(app.publish_event(&must(actor)?, event_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn cancel_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        Ok(app.cancel_event(&must(actor)?, event_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn event_registrations(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, _| {
+        let q = list_query(q)?;
+        let page = q.page()?;
+        let status = match &q.status {
+            None => None,
+            Some(s) => Some(RegStatus::parse(s).ok_or_else(|| {
+                Problem::invalid(vec![crate::domain::FieldError::new(
+                    "status",
+                    "must be confirmed, waitlisted, offered or cancelled",
+                )])
+            })?),
+        };
+        Ok(app.event_registrations(event_id(&id)?, status, &page)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn waitlist(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, _| {
+        let q = list_query(q)?;
+        if q.status.is_some() {
+            return Err(Problem::invalid(vec![crate::domain::FieldError::new("status", "the waitlist has no status filter")]));
+        }
+        Ok(app.waitlist(event_id(&id)?, &q.page()?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn register(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let fp = fingerprint("POST", &uri, &body);
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
+        let actor = must(actor)?;
+        let event = event_id(&id)?;
+        let attendee = wire::parse::<wire::CreateRegistration>(&body)?.attendee_id()?;
+        idempotent(app, &actor, key, fp, |idem| app.register(event, attendee, idem))
+    })
+    .await;
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ----- attendees -----
+
+pub async fn create_attendee(State(ctx): State<Ctx>, caller: Caller, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let fp = fingerprint("POST", &uri, &body);
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
+        let actor = must(actor)?;
+        let new = wire::parse::<wire::CreateAttendee>(&body)?.into_domain()?;
+        idempotent(app, &actor, key, fp, |idem| app.create_attendee(new, idem))
+    })
+    .await;
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn get_attendee(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.get_attendee(attendee_id(&id)?)?)).await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn attendee_tickets(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        let q = list_query(q)?;
+        if q.status.is_some() {
+            return Err(Problem::invalid(vec![crate::domain::FieldError::new("status", "tickets have no status filter")]));
+        }
+        Ok(app.attendee_tickets(attendee_id(&id)?, &q.page()?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+// ----- registrations -----
+
+pub async fn get_registration(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.get_registration(registration_id(&id)?)?)).await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn position(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.position(registration_id(&id)?)?)).await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn cancel_registration(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+    let r =
+        call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.cancel_registration(registration_id(&id)?)?)).await;
+    respond(StatusCode::OK, r)
+}

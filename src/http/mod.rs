@@ -1,0 +1,158 @@
+//! The HTTP JSON API (DESIGN.md section 3): the route table, the middleware list, and the server loop.
+//!
+//! Hardening lives here and in `server`: body and header limits, read and request timeouts, a cap on
+//! open connections, security headers, no server banner, JSON-only writes, and a problem document for
+//! every error, including those the framework answers on its own (405, 408, 413, 415).
+
+mod handlers;
+pub mod problem;
+mod server;
+mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+pub use handlers::Ctx;
+pub use server::{serve, ServeError};
+
+use crate::app::App;
+use crate::config::HttpConfig;
+use problem::Problem;
+
+/// The request id of one request: taken from a sane `x-request-id` header or made up, returned in the
+/// response's `x-request-id`, and written to the audit log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The API's table of contents.
+pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
+    use handlers::*;
+    let routes = Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/events", get(list_events).post(create_event))
+        .route("/api/v1/events/{id}", get(get_event).patch(update_event))
+        .route("/api/v1/events/{id}/publish", post(publish_event))
+        .route("/api/v1/events/{id}/cancel", post(cancel_event))
+        .route("/api/v1/events/{id}/registrations", get(event_registrations).post(register))
+        .route("/api/v1/events/{id}/waitlist", get(waitlist))
+        .route("/api/v1/attendees", post(create_attendee))
+        .route("/api/v1/attendees/{id}", get(get_attendee))
+        .route("/api/v1/attendees/{id}/tickets", get(attendee_tickets))
+        .route("/api/v1/registrations/{id}", get(get_registration))
+        .route("/api/v1/registrations/{id}/position", get(position))
+        .route("/api/v1/registrations/{id}/cancel", post(cancel_registration))
+        .fallback(fallback)
+        .with_state(Ctx { app });
+
+    // Listed innermost first: each `.layer` wraps everything above it.
+    let limits = Arc::new(Limits { max_body: cfg.max_body_bytes });
+    routes
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(limits, guard_body))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(cfg.body_read_timeout_secs)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(cfg.request_timeout_secs)))
+        .layer(middleware::from_fn(frame))
+        .layer(CompressionLayer::new().gzip(cfg.gzip).no_br().no_deflate().no_zstd())
+        .layer(CatchPanicLayer::custom(|_| Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()))
+}
+
+struct Limits {
+    max_body: usize,
+}
+
+/// Refuses bodies that are too large (by their announced length, before reading a byte) and bodies
+/// that are not JSON on writes.
+async fn guard_body(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_body as u64) {
+        return Problem::payload_too_large(limits.max_body).into_response();
+    }
+    let has_body = announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let is_write = matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
+    if is_write && has_body {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send the request body as Content-Type: application/json",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Around every request: request id in, security headers out, a problem document for every error
+/// response that lacks one, and a log line.
+async fn frame(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(problem::CONTENT_TYPE.as_bytes()));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let mut fresh = Problem::for_status(status).into_response();
+        for name in [header::ALLOW, header::RETRY_AFTER] {
+            if let Some(v) = resp.headers().get(&name) {
+                fresh.headers_mut().insert(name, v.clone());
+            }
+        }
+        resp = fresh;
+    }
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.remove(header::SERVER);
+
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let route = route.as_deref().unwrap_or("-");
+    if status.is_server_error() {
+        tracing::warn!(request_id = %id, %method, route, status = status.as_u16(), ms, "request failed");
+    } else {
+        tracing::debug!(request_id = %id, %method, route, status = status.as_u16(), ms, "request");
+    }
+    resp
+}
+

@@ -1,0 +1,139 @@
+//! RFC 9457 problem documents. Every error the API answers is one of these, with a stable machine
+//! `code` beside `title`, `status` and `detail`; `from_app` is the one place app errors become statuses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::app::Error;
+use crate::domain::FieldError;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:boxoffice:problem:{code}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code,
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Invalid input", detail);
+        p.errors = errors;
+        p
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", format!("no such {what}"))
+    }
+
+    pub fn unauthorized(detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed for this token", detail)
+    }
+
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", detail)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Request body too large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+
+    /// A status answered by the framework or a layer (405, 408, ...), given a document after the fact.
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, title, detail) = match status.as_u16() {
+            400 => ("bad_request", "Bad request", "the request could not be understood"),
+            404 => ("not_found", "Not found", "no such resource"),
+            405 => ("method_not_allowed", "Method not allowed", "this resource does not support this method"),
+            408 => ("request_timeout", "Request timeout", "the request took too long to arrive or to answer"),
+            413 => ("payload_too_large", "Request body too large", "the request body is over the limit"),
+            415 => ("unsupported_media_type", "Unsupported media type", "send the body as application/json"),
+            431 => ("headers_too_large", "Request headers too large", "the request headers are over the limit"),
+            503 => ("unavailable", "Service unavailable", "try again shortly"),
+            s if s >= 500 => ("internal", "Internal error", "the request failed inside boxoffice; it has been logged"),
+            _ => ("error", "Error", "the request failed"),
+        };
+        Self::new(status, code, title, detail)
+    }
+
+    pub fn from_app(e: &Error) -> Self {
+        match e {
+            Error::Invalid(errors) => Self::invalid(errors.clone()),
+            Error::NotFound(what) => Self::not_found(what),
+            Error::Conflict { kind, detail } => Self::new(StatusCode::CONFLICT, kind.code(), kind.title(), detail.clone()),
+            Error::Unavailable(_) => {
+                let mut p = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "Storage unavailable",
+                    "the database cannot take writes right now (disk full or read-only?); nothing was changed",
+                );
+                p.retry_after = Some(5);
+                p
+            }
+            Error::Internal(_) => Self::for_status(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a problem document always serializes")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status(), self.to_bytes()).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        if self.status == 401 {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        if let Error::Internal(detail) = &e {
+            tracing::error!(error = %detail, "internal error");
+        }
+        Self::from_app(&e)
+    }
+}

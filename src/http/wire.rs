@@ -1,0 +1,158 @@
+//! Request bodies as they arrive on the wire, and their parsing into domain values. Unknown fields are
+//! refused so a typo never silently does nothing. Response bodies are the domain's read models, which
+//! serialize to the API shape.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::problem::Problem;
+use crate::domain::{self, FieldError};
+
+/// Parses a JSON body: syntax errors are 400 `malformed_json`, well-formed JSON of the wrong shape
+/// (missing, unknown or mistyped fields) is 422 `validation_failed`.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    if body.is_empty() {
+        return Err(Problem::malformed_json("the request needs a JSON body"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                let msg = e.to_string();
+                Problem::invalid(vec![FieldError::new("body", msg)])
+            }
+            Category::Syntax | Category::Eof | Category::Io => Problem::malformed_json(e.to_string()),
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEvent {
+    pub name: String,
+    pub venue: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub starts_at: String,
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    pub capacity: i64,
+    #[serde(default)]
+    pub waitlist_enabled: Option<bool>,
+}
+
+impl CreateEvent {
+    pub fn into_domain(self) -> Result<domain::NewEvent, Problem> {
+        domain::NewEvent::parse(
+            &self.name,
+            &self.venue,
+            self.description.as_deref(),
+            &self.starts_at,
+            self.ends_at.as_deref(),
+            self.capacity,
+            self.waitlist_enabled,
+        )
+        .map_err(Problem::invalid)
+    }
+}
+
+/// Distinguishes a field that is absent (leave it) from one that is `null` (clear it).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchEvent {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub venue: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub ends_at: Option<Option<String>>,
+    #[serde(default)]
+    pub capacity: Option<i64>,
+    #[serde(default)]
+    pub waitlist_enabled: Option<bool>,
+}
+
+impl PatchEvent {
+    pub fn into_domain(self) -> Result<domain::EventPatch, Problem> {
+        domain::EventPatch::parse(
+            self.name.as_deref(),
+            self.venue.as_deref(),
+            self.description.as_deref(),
+            self.starts_at.as_deref(),
+            self.ends_at.as_ref().map(|e| e.as_deref()),
+            self.capacity,
+            self.waitlist_enabled,
+        )
+        .map_err(Problem::invalid)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAttendee {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+impl CreateAttendee {
+    pub fn into_domain(self) -> Result<domain::NewAttendee, Problem> {
+        domain::NewAttendee::parse(&self.name, Some(&self.email), self.phone.as_deref(), true).map_err(Problem::invalid)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRegistration {
+    pub attendee_id: String,
+}
+
+impl CreateRegistration {
+    pub fn attendee_id(&self) -> Result<domain::AttendeeId, Problem> {
+        domain::AttendeeId::parse(&self.attendee_id)
+            .ok_or_else(|| Problem::invalid(vec![FieldError::new("attendee_id", "must be an attendee id")]))
+    }
+}
+
+/// `?limit=&after=` of every list, plus `?status=` where a list has one.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<String>,
+    pub after: Option<String>,
+    pub status: Option<String>,
+}
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+impl ListQuery {
+    pub fn page(&self) -> Result<crate::app::PageRequest, Problem> {
+        let limit = match &self.limit {
+            None => DEFAULT_LIMIT,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(Problem::invalid(vec![FieldError::new(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_LIMIT}"),
+                    )]))
+                }
+            },
+        };
+        Ok(crate::app::PageRequest { after: self.after.clone(), limit })
+    }
+}

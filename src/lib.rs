@@ -1,0 +1,18 @@
+//! boxoffice: a venue's box office in one binary. The crate in reading order:
+//!
+//! - [`domain`]: pure types and rules (ids, events, attendees, registrations, seat decisions); no IO.
+//! - [`store`]: every SQL statement, the reader pool, and the one writer thread with group commit.
+//! - [`app`]: one method per use case; sequences store, outbox rows and audit rows in one transaction.
+//! - [`http`]: the JSON API: route table, thin handlers, problem documents, hardening.
+//! - [`config`]: defaults -> TOML file -> `BOXOFFICE_*` environment -> validation.
+//! - [`demo`]: the demo data loaded on an empty database by a bare `boxoffice`.
+//!
+//! Dependencies point one way: `domain <- store <- app <- http`. Only `store` holds SQL; only `http`
+//! knows request bodies, headers and status codes.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod store;

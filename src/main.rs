@@ -1,0 +1,266 @@
+//! The `boxoffice` binary: arguments -> config -> App::open -> serve -> shutdown.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use boxoffice::app::{Actor, App};
+use boxoffice::config::Config;
+use boxoffice::domain::Role;
+
+#[derive(Parser)]
+#[command(name = "boxoffice", version, about = "A venue's box office in one binary. With no command: serve on 127.0.0.1:8080 with demo data.")]
+struct Cli {
+    /// TOML config file (every key is documented in fixtures/boxoffice.example.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, admin.token). Default: the platform data dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API headless (no demo data).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Copy the database to OUT with SQLite's online backup (safe while serving).
+    Backup { out: PathBuf },
+    /// Integrity check and invariants I1-I4 over the whole file; exit 1 on any violation.
+    Check {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print its secret (only) on stdout. The secret is not stored and cannot be shown again.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke the active token with this name or id.
+    Revoke { name_or_id: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "must be admin, operator or kiosk".to_string())
+}
+
+const DB_FILE: &str = "boxoffice.db";
+const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("boxoffice: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let mut cfg = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())?;
+    if let Some(dir) = cli.data_dir {
+        cfg.data_dir = Some(dir);
+    }
+    let demo = cli.command.is_none();
+    match cli.command {
+        None => serve(cfg, true),
+        Some(Command::Serve { listen }) => {
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            serve(cfg, demo)
+        }
+        Some(Command::Token(t)) => token(&cfg, t),
+        Some(Command::Backup { out }) => {
+            if out.exists() {
+                bail!("{} exists; choose a new file", out.display());
+            }
+            let app = open_existing(&cfg)?;
+            app.backup(&out).context("backup")?;
+            eprintln!("backup written to {}", out.display());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Command::Check { json }) => {
+            let app = open_existing(&cfg)?;
+            let report = app.check().context("check")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("integrity: {}", report.integrity);
+                println!("events: {}, registrations: {}", report.events, report.registrations);
+                for v in &report.violations {
+                    println!("VIOLATION {v}");
+                }
+                println!("{}", if report.ok() { "ok" } else { "FAILED" });
+            }
+            Ok(if report.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+        }
+    }
+}
+
+fn data_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &cfg.data_dir {
+        return Ok(d.clone());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "boxoffice")
+        .context("no home directory to put the data in; pass --data-dir")?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+/// Opens the database of an existing data dir (commands other than serve never create one).
+fn open_existing(cfg: &Config) -> anyhow::Result<App> {
+    let db = data_dir(cfg)?.join(DB_FILE);
+    if !db.exists() {
+        bail!("no database at {}", db.display());
+    }
+    App::open(&db, cfg.app_options()).with_context(|| format!("opening {}", db.display()))
+}
+
+fn create_dir_private(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+fn token(cfg: &Config, cmd: TokenCommand) -> anyhow::Result<std::process::ExitCode> {
+    let app = open_existing(cfg)?;
+    let actor = Actor::local("cli");
+    match cmd {
+        TokenCommand::Create { role, name } => {
+            let t = app.create_token(&actor, role, &name)?;
+            println!("{}", t.secret);
+        }
+        TokenCommand::List => {
+            println!("{:<36}  {:<24}  {:<8}  {:<24}  revoked", "id", "name", "role", "created");
+            for t in app.list_tokens()? {
+                let revoked = t.revoked_at.map(|r| r.to_rfc3339()).unwrap_or_else(|| "-".into());
+                println!("{:<36}  {:<24}  {:<8}  {:<24}  {revoked}", t.id.to_string(), t.name, t.role.as_str(), t.created_at.to_rfc3339());
+            }
+        }
+        TokenCommand::Revoke { name_or_id } => {
+            let t = app.revoke_token(&actor, &name_or_id)?;
+            eprintln!("revoked token {} ({})", t.name, t.role);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// On the first start (no token at all), creates an admin token and writes it to `admin.token`,
+/// readable by the owner only.
+fn ensure_admin_token(app: &App, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    if app.count_active_tokens()? > 0 {
+        return Ok(path);
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let t = app.create_token(&Actor::local("first-start"), Role::Admin, "admin")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{}", t.secret)?;
+    f.sync_all()?;
+    Ok(path)
+}
+
+fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
+    cfg.validate()?;
+    let dir = data_dir(&cfg)?;
+    create_dir_private(&dir)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).context("log filter")?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let app = Arc::new(App::open(&dir.join(DB_FILE), cfg.app_options()).context("opening the database")?);
+    let token_file = ensure_admin_token(&app, &dir)?;
+    if demo && app.is_empty()? {
+        let n = boxoffice::demo::load(&app)?;
+        eprintln!("loaded demo data: {n} events");
+    }
+
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all().max_blocking_threads(cfg.http.blocking_threads).thread_name("boxoffice-io");
+    if cfg.http.worker_threads > 0 {
+        rt.worker_threads(cfg.http.worker_threads);
+    }
+    let rt = rt.build().context("starting the runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!("boxoffice serving on http://{addr}");
+        eprintln!("data dir: {}", dir.display());
+        eprintln!("admin token: {}", token_file.display());
+
+        let maintenance = tokio::spawn({
+            let app = app.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    let app = app.clone();
+                    match tokio::task::spawn_blocking(move || app.prune_idempotency()).await {
+                        Ok(Err(e)) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                        Err(e) => tracing::warn!(error = %e, "pruning idempotency keys panicked"),
+                        Ok(Ok(_)) => {}
+                    }
+                }
+            }
+        });
+        let router = boxoffice::http::router(app.clone(), &cfg.http);
+        boxoffice::http::serve(listener, router, &cfg.http, shutdown_signal()).await?;
+        maintenance.abort();
+        anyhow::Ok(())
+    })?;
+    // Every in-flight request has been answered; commit anything still queued, then stop.
+    app.shutdown();
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    eprintln!("boxoffice stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

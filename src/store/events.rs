@@ -1,0 +1,146 @@
+//! SQL for events, including their live counters.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{decode, ts, ts_opt, StoreError, Tx};
+use crate::domain::{Capacity, Event, EventId, EventStatus, NewEvent, Promotion};
+
+const COLS: &str = "seq, id, name, venue, description, starts_at, ends_at, capacity, status, \
+    waitlist_enabled, promotion, confirmed, offered, waitlisted, checked_in, promotions, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let id: String = r.get(1)?;
+    let status: String = r.get(8)?;
+    let promotion: String = r.get(10)?;
+    let capacity: i64 = r.get(7)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        id: decode("event id", &id, EventId::parse)?,
+        name: r.get(2)?,
+        venue: r.get(3)?,
+        description: r.get(4)?,
+        starts_at: ts(r.get(5)?),
+        ends_at: ts_opt(r.get(6)?),
+        capacity: decode("capacity", &capacity.to_string(), |_| Capacity::parse(capacity).ok())?,
+        status: decode("event status", &status, EventStatus::parse)?,
+        waitlist_enabled: r.get(9)?,
+        promotion: decode("promotion", &promotion, |p| (p == "direct").then_some(Promotion::Direct))?,
+        confirmed: r.get(11)?,
+        offered: r.get(12)?,
+        waitlisted: r.get(13)?,
+        checked_in: r.get(14)?,
+        promotions: r.get(15)?,
+        created_at: ts(r.get(16)?),
+        updated_at: ts(r.get(17)?),
+    })
+}
+
+pub fn insert(tx: &Tx<'_>, id: EventId, e: &NewEvent, now: i64) -> Result<Event, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, name, venue, description, starts_at, ends_at, capacity, status, \
+         waitlist_enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'draft', ?8, ?9, ?9)",
+    )?
+    .execute(params![
+        id.to_string(),
+        e.name,
+        e.venue,
+        e.description,
+        e.starts_at.millis(),
+        e.ends_at.map(|t| t.millis()),
+        e.capacity.get(),
+        e.waitlist_enabled,
+        now
+    ])?;
+    get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted event not found".into()))
+}
+
+pub fn get(conn: &Connection, id: EventId) -> Result<Option<Event>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLS} FROM events WHERE id = ?1"))?;
+    Ok(st.query_row([id.to_string()], from_row).optional()?)
+}
+
+pub fn get_by_seq(conn: &Connection, seq: i64) -> Result<Option<Event>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLS} FROM events WHERE seq = ?1"))?;
+    Ok(st.query_row([seq], from_row).optional()?)
+}
+
+/// Writes every mutable field and counter of `e` back.
+pub fn save(tx: &Tx<'_>, e: &Event) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE events SET name = ?2, venue = ?3, description = ?4, starts_at = ?5, ends_at = ?6, \
+         capacity = ?7, status = ?8, waitlist_enabled = ?9, confirmed = ?10, offered = ?11, waitlisted = ?12, \
+         checked_in = ?13, promotions = ?14, updated_at = ?15 WHERE seq = ?1",
+    )?
+    .execute(params![
+        e.seq,
+        e.name,
+        e.venue,
+        e.description,
+        e.starts_at.millis(),
+        e.ends_at.map(|t| t.millis()),
+        e.capacity.get(),
+        e.status.as_str(),
+        e.waitlist_enabled,
+        e.confirmed,
+        e.offered,
+        e.waitlisted,
+        e.checked_in,
+        e.promotions,
+        e.updated_at.millis(),
+    ])?;
+    Ok(())
+}
+
+/// Only the counters: the hot path of a sale touches nothing else of the event.
+pub fn save_counts(tx: &Tx<'_>, e: &Event) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE events SET confirmed = ?2, offered = ?3, waitlisted = ?4, checked_in = ?5, promotions = ?6 \
+         WHERE seq = ?1",
+    )?
+    .execute(params![e.seq, e.confirmed, e.offered, e.waitlisted, e.checked_in, e.promotions])?;
+    Ok(())
+}
+
+/// Keyset position in the events list: ordered by start time, then creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub starts_at: i64,
+    pub seq: i64,
+}
+
+/// Events in date order after `after`, optionally only those with one of `statuses`.
+pub fn list(
+    conn: &Connection,
+    statuses: &[EventStatus],
+    after: Option<EventCursor>,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let (a_start, a_seq) = after.map_or((i64::MIN, i64::MIN), |c| (c.starts_at, c.seq));
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = if statuses.is_empty() {
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM events WHERE (starts_at, seq) > (?1, ?2) ORDER BY starts_at, seq LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![a_start, a_seq, limit], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    } else {
+        // One keyset scan per status, merged: each uses the (status, starts_at, seq) index.
+        let mut all = Vec::new();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM events WHERE status = ?1 AND (starts_at, seq) > (?2, ?3) \
+             ORDER BY starts_at, seq LIMIT ?4"
+        ))?;
+        for s in statuses {
+            let part = st.query_map(params![s.as_str(), a_start, a_seq, limit], from_row)?;
+            all.extend(part.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        all.sort_by_key(|e| (e.starts_at, e.seq));
+        all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        all
+    };
+    Ok(rows)
+}
+
+pub fn count(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
+}

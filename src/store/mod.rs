@@ -1,0 +1,256 @@
+//! Every SQL statement of boxoffice, and the two ways in: a pool of read-only connections and the one
+//! writer thread (see `writer`). `schema.sql` is applied at open and tracked with `user_version`; every
+//! connection gets its pragmas in `configure`. Functions that change data take `&Tx`, so they can only
+//! run inside the writer's transaction, next to the outbox row that records the change (I5).
+
+pub mod attendees;
+pub mod audit;
+pub mod check;
+pub mod events;
+pub mod idempotency;
+pub mod outbox;
+pub mod registrations;
+pub mod tokens;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+pub use writer::{CommitHook, CommitReport, Tx};
+use writer::Writer;
+
+/// The schema this build writes; files with a higher `user_version` are refused.
+pub const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(Arc<rusqlite::Error>),
+    #[error("reader pool: {0}")]
+    Pool(String),
+    #[error("the database file has schema version {found}, newer than this build's {SCHEMA_VERSION}")]
+    SchemaTooNew { found: i64 },
+    #[error("the writer has stopped")]
+    WriterStopped,
+    #[error("the transaction was rolled back by SQLite before this command ran")]
+    TransactionLost,
+    #[error("a command panicked; its changes were rolled back")]
+    CommandPanicked,
+    #[error("stored data is not what this build expects: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(Arc::new(e))
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Pool(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// The storage cannot take writes right now (disk full, read-only, I/O trouble, writer gone): the
+    /// caller should be told to retry later (503), and nothing was changed.
+    pub fn is_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            Self::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked | OutOfMemory)
+            ),
+            Self::Pool(_) | Self::WriterStopped | Self::TransactionLost => true,
+            Self::SchemaTooNew { .. } | Self::CommandPanicked | Self::Corrupt(_) => false,
+        }
+    }
+
+    /// A UNIQUE constraint failed (used to turn races on unique keys into conflicts, not 500s).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Sqlite(e) => matches!(
+                e.as_ref(),
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Tunables of the store, from the config file.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub readers: u32,
+    pub max_batch: usize,
+    pub queue: usize,
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { readers: 8, max_batch: 256, queue: 4096, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+pub struct Store {
+    path: PathBuf,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Writer,
+    hooks: Arc<Mutex<Vec<CommitHook>>>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Writer,
+    Reader,
+}
+
+/// Pragmas for every connection, in one place. The writer syncs fully (I6); readers cannot write.
+fn configure(conn: &Connection, role: Role, busy: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;")?;
+    match role {
+        Role::Writer => conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;",
+        ),
+        Role::Reader => conn.execute_batch("PRAGMA query_only = ON;"),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file, applies the schema, starts the writer thread.
+    pub fn open(path: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn, Role::Writer, opts.busy_timeout)?;
+        migrate(&conn)?;
+        let busy = opts.busy_timeout;
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |c| configure(c, Role::Reader, busy));
+        let readers = r2d2::Pool::builder()
+            .max_size(opts.readers.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)?;
+        let hooks: Arc<Mutex<Vec<CommitHook>>> = Arc::default();
+        let writer = Writer::spawn(conn, opts.max_batch, opts.queue, hooks.clone());
+        Ok(Self { path: path.to_path_buf(), readers, writer, hooks })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Called after every group commit, on the writer thread, before the next group starts.
+    pub fn on_commit(&self, hook: CommitHook) {
+        self.hooks.lock().unwrap_or_else(|p| p.into_inner()).push(hook);
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+        let conn = self.readers.get().map_err(StoreError::from)?;
+        f(&conn)
+    }
+
+    /// Runs `f` on the writer thread in its own savepoint of the next group commit, and blocks until
+    /// that group is durable (or failed). Must not be called from an async task.
+    pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.execute(f)
+    }
+
+    /// Online backup into `out`: one step over all pages, so the copy is one consistent snapshot even
+    /// while the writer keeps committing.
+    pub fn backup_to(&self, out: &Path) -> Result<(), StoreError> {
+        let src = self.readers.get()?;
+        let mut dst = Connection::open(out)?;
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                rusqlite::backup::StepResult::More => continue,
+                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what is queued and stops the writer; later writes fail with `WriterStopped`.
+    pub fn shutdown(&self) {
+        self.writer.shutdown();
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.writer.shutdown();
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // Checked again inside the write lock, so two processes opening a new file cannot both apply it.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found: version });
+        }
+        if version == 0 {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        }
+        Ok(())
+    })();
+    match applied {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    applied
+}
+
+/// A trivial read: the file is there and answers.
+pub fn ping(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("SELECT 1", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Reads a timestamp column.
+pub(crate) fn ts(ms: i64) -> crate::domain::Timestamp {
+    crate::domain::Timestamp::from_millis(ms)
+}
+
+/// Reads an optional timestamp column.
+pub(crate) fn ts_opt(ms: Option<i64>) -> Option<crate::domain::Timestamp> {
+    ms.map(ts)
+}
+
+/// Turns stored text back into a domain value, or reports the row as corrupt.
+pub(crate) fn decode<T>(what: &str, raw: &str, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
+    parse(raw).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unexpected {what} {raw:?}").into(),
+        )
+    })
+}

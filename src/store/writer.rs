@@ -1,0 +1,217 @@
+//! The one writer thread. It owns the only write connection (`synchronous=FULL`) and commits in groups:
+//! it takes every command already queued (up to a bound), runs each in its own SAVEPOINT inside one
+//! `BEGIN IMMEDIATE` transaction, commits once, and only then answers the callers. One fsync serves many
+//! sales, a failing command rolls back only its own savepoint, and the total order of commands is what
+//! makes the seat invariants (I1-I4) simple to keep.
+
+use std::cell::Cell;
+use std::ops::Deref;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The write transaction a command runs in. Only the writer thread creates one, so every function that
+/// takes `&Tx` is known to run inside the single writer's transaction, together with its outbox rows.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    depth: Cell<u32>,
+    outbox_rows: Cell<u64>,
+}
+
+impl<'c> Tx<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        Self { conn, depth: Cell::new(0), outbox_rows: Cell::new(0) }
+    }
+
+    /// Runs `f` in a nested savepoint: on `Err` (or a panic) everything `f` wrote is rolled back and the
+    /// rest of the transaction is untouched.
+    pub fn savepoint<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'c>) -> Result<T, E>) -> Result<T, E> {
+        if self.conn.is_autocommit() {
+            // The transaction is gone; a SAVEPOINT now would open a new one and commit on RELEASE.
+            return Err(StoreError::TransactionLost.into());
+        }
+        let name = format!("sp{}", self.depth.get());
+        self.conn.execute_batch(&format!("SAVEPOINT {name}")).map_err(StoreError::from)?;
+        self.depth.set(self.depth.get() + 1);
+        let outbox_before = self.outbox_rows.get();
+        let result = catch_unwind(AssertUnwindSafe(|| f(self)));
+        self.depth.set(self.depth.get() - 1);
+        match result {
+            Ok(Ok(v)) => {
+                self.conn.execute_batch(&format!("RELEASE {name}")).map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.rollback_to(&name, outbox_before)?;
+                Err(e)
+            }
+            Err(_) => {
+                self.rollback_to(&name, outbox_before)?;
+                Err(StoreError::CommandPanicked.into())
+            }
+        }
+    }
+
+    fn rollback_to(&self, name: &str, outbox_before: u64) -> Result<(), StoreError> {
+        self.outbox_rows.set(outbox_before);
+        self.conn.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+        Ok(())
+    }
+
+    /// Counts outbox rows written, so the commit can wake the outbox processor.
+    pub(crate) fn note_outbox_row(&self) {
+        self.outbox_rows.set(self.outbox_rows.get() + 1);
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// What one group commit did, for metrics and for waking the outbox processor.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitReport {
+    pub commands: usize,
+    pub outbox_rows: u64,
+    pub duration: Duration,
+    pub ok: bool,
+}
+
+pub type CommitHook = Arc<dyn Fn(&CommitReport) + Send + Sync>;
+
+/// A queued command: runs inside the transaction and hands back how to answer its caller once the
+/// outcome of the commit is known.
+/// It gets `None` when the transaction could not be opened or was lost before its turn.
+type Job = Box<dyn FnOnce(Option<&Tx<'_>>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+pub(super) struct Writer {
+    sender: Mutex<Option<SyncSender<Job>>>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub(super) fn spawn(conn: Connection, max_batch: usize, queue: usize, hooks: Arc<Mutex<Vec<CommitHook>>>) -> Self {
+        let (sender, receiver) = sync_channel::<Job>(queue.max(1));
+        let handle = std::thread::Builder::new()
+            .name("boxoffice-writer".into())
+            .spawn(move || run(conn, receiver, max_batch.max(1), hooks))
+            .expect("the OS can start one thread at open");
+        Self { sender: Mutex::new(Some(sender)), handle: Mutex::new(Some(handle)) }
+    }
+
+    /// Queues `f` and blocks until its group has committed (or failed). Call it off the async runtime.
+    pub(super) fn execute<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (answer, answered) = sync_channel::<Result<T, E>>(1);
+        let job: Job = Box::new(move |tx: Option<&Tx<'_>>| {
+            let result = tx.map(|tx| tx.savepoint(f));
+            Box::new(move |commit: Result<(), &StoreError>| {
+                let out = match (result, commit) {
+                    (Some(Ok(_)) | None, Err(e)) => Err(E::from(e.clone())),
+                    (None, Ok(())) => Err(E::from(StoreError::TransactionLost)),
+                    (Some(r), _) => r,
+                };
+                // The caller may have gone away (its request timed out); the outcome stands anyway.
+                let _ = answer.send(out);
+            })
+        });
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(sender) = sender else { return Err(StoreError::WriterStopped.into()) };
+        match sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => sender.send(job).map_err(|_| StoreError::WriterStopped)?,
+            Err(TrySendError::Disconnected(_)) => return Err(StoreError::WriterStopped.into()),
+        }
+        answered.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Stops taking commands, lets the writer commit what is queued, and waits for it.
+    pub(super) fn shutdown(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(conn: Connection, receiver: Receiver<Job>, max_batch: usize, hooks: Arc<Mutex<Vec<CommitHook>>>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
+    // Blocks while idle; ends when every sender is gone and the queue is drained.
+    while let Ok(first) = receiver.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let commands = batch.len();
+        let mut outbox_rows = 0;
+        let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => Err(StoreError::from(e)),
+            Ok(()) => {
+                let tx = Tx::new(&conn);
+                let mut lost = false;
+                for job in batch.drain(..) {
+                    if lost {
+                        replies.push(job(None));
+                        continue;
+                    }
+                    replies.push(job(Some(&tx)));
+                    // SQLite rolls the whole transaction back by itself on some errors (disk full,
+                    // I/O). Running on would autocommit statement by statement and break I5, so the
+                    // rest of the group is refused and everyone is told the group failed.
+                    lost = conn.is_autocommit();
+                }
+                outbox_rows = tx.outbox_rows.get();
+                if lost {
+                    Err(StoreError::TransactionLost)
+                } else {
+                    match conn.execute_batch("COMMIT") {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            // A failed COMMIT (disk full, I/O error) may leave the transaction open.
+                            if !conn.is_autocommit() {
+                                let _ = conn.execute_batch("ROLLBACK");
+                            }
+                            Err(StoreError::from(e))
+                        }
+                    }
+                }
+            }
+        };
+        if outcome.is_err() {
+            outbox_rows = 0;
+        }
+        // Commands never ran when BEGIN failed: they are answered with its error.
+        for job in batch.drain(..) {
+            replies.push(job(None));
+        }
+        let report = CommitReport { commands, outbox_rows, duration: started.elapsed(), ok: outcome.is_ok() };
+        for reply in replies.drain(..) {
+            reply(outcome.as_ref().map(|_| ()));
+        }
+        for hook in hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            hook(&report);
+        }
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, commands, "group commit failed; every command in it was answered with the error");
+        }
+    }
+}
