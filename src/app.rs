@@ -326,6 +326,8 @@ impl App {
     /// Events in date order. Public callers see published events only, whatever they ask for.
     pub fn list_events(&self, vis: Visibility, status: Option<EventStatus>, req: &PageRequest) -> Result<Page<Event>> {
         let statuses: Vec<EventStatus> = match (vis, status) {
+            // A filter over what a public caller may see: anything but `published` is empty.
+            (Visibility::Public, Some(s)) if s != EventStatus::Published => return Ok(Page { items: vec![], next: None }),
             (Visibility::Public, _) => vec![EventStatus::Published],
             (Visibility::Staff, Some(s)) => vec![s],
             (Visibility::Staff, None) => vec![],

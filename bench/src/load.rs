@@ -1,0 +1,223 @@
+//! The load loop: N keep-alive connections, one task each, sharing a counter of requests to send.
+//!
+//! Every task takes the next request index from one atomic counter until all are taken, so a slow
+//! connection simply sends fewer requests (closed loop: at most N requests are in flight). All
+//! connections are opened before the clock starts; the clock stops when the last response is read.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde::Serialize;
+
+use crate::client::{Call, Target};
+use crate::stats::Latency;
+
+/// Error samples kept per phase: enough to see what went wrong, not so many the report drowns.
+const ERROR_SAMPLES: usize = 5;
+
+/// Key under which requests that got no HTTP response at all are counted.
+pub const TRANSPORT_ERROR: &str = "transport";
+
+/// Key under which requests never sent (every connection was lost) are counted.
+pub const UNSENT: &str = "unsent";
+
+/// What one timed phase measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub phase: String,
+    pub connections: usize,
+    pub requests: usize,
+    pub seconds: f64,
+    pub rps: f64,
+    #[serde(flatten)]
+    pub latency: Latency,
+    /// Requests that did not get the expected status, by status code (or `transport`).
+    pub errors: BTreeMap<String, usize>,
+    pub error_count: usize,
+    pub error_samples: Vec<String>,
+}
+
+impl Phase {
+    /// A phase of a few requests sent one after another on one connection, such as creating the
+    /// event; `latencies` holds one entry per request, all of which succeeded.
+    pub fn sequential(phase: &str, latencies: &mut [Duration], elapsed: Duration) -> Self {
+        Self {
+            phase: phase.to_string(),
+            connections: 1,
+            requests: latencies.len(),
+            seconds: elapsed.as_secs_f64(),
+            rps: rate(latencies.len(), elapsed),
+            latency: Latency::from_samples(latencies),
+            errors: BTreeMap::new(),
+            error_count: 0,
+            error_samples: Vec::new(),
+        }
+    }
+}
+
+fn rate(requests: usize, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        requests as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Sends `total` requests over `connections` connections. `request(i)` builds the i-th request;
+/// `on_success(i, body)` sees the body of every response whose status is `expect`.
+///
+/// Neither closure is timed separately, so both should be cheap: prepare request bodies beforehand.
+pub async fn run<R, S>(
+    phase: &str,
+    target: &Target,
+    connections: usize,
+    total: usize,
+    expect: StatusCode,
+    request: R,
+    on_success: S,
+) -> anyhow::Result<Phase>
+where
+    R: Fn(usize) -> Call + Send + Sync + 'static,
+    S: Fn(usize, &Bytes) + Send + Sync + 'static,
+{
+    let connections = connections.clamp(1, total.max(1));
+    let mut conns = Vec::with_capacity(connections);
+    for i in 0..connections {
+        conns.push(
+            target
+                .connect()
+                .await
+                .with_context(|| format!("{phase}: open connection {}", i + 1))?,
+        );
+    }
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let request = Arc::new(request);
+    let on_success = Arc::new(on_success);
+    let samples = Arc::new(Mutex::new(Vec::<String>::new()));
+
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(connections);
+    for mut conn in conns {
+        let (next, request, on_success, samples, target) = (
+            next.clone(),
+            request.clone(),
+            on_success.clone(),
+            samples.clone(),
+            target.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let call = request(i);
+                let t0 = Instant::now();
+                match conn.send(&call).await {
+                    Ok(reply) => {
+                        tally.latencies.push(t0.elapsed());
+                        if reply.status == expect {
+                            on_success(i, &reply.body);
+                        } else {
+                            tally.error(reply.status.as_u16().to_string(), &samples, || {
+                                format!(
+                                    "{} {} -> {}: {}",
+                                    call.method,
+                                    call.path,
+                                    reply.status,
+                                    reply.body_text()
+                                )
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tally.error(TRANSPORT_ERROR.to_string(), &samples, || {
+                            format!("{} {}: {e:#}", call.method, call.path)
+                        });
+                        // The connection is unusable after a transport error; one fresh attempt keeps
+                        // a single dropped connection from silently shrinking the load.
+                        match target.connect().await {
+                            Ok(fresh) => conn = fresh,
+                            Err(e) => {
+                                tally.sample(&samples, || {
+                                    format!("reconnect failed, connection given up: {e:#}")
+                                });
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            tally
+        }));
+    }
+
+    let mut latencies = Vec::with_capacity(total);
+    let mut errors = BTreeMap::new();
+    for task in tasks {
+        let tally = task.await.context("load task panicked")?;
+        latencies.extend(tally.latencies);
+        for (k, n) in tally.errors {
+            *errors.entry(k).or_insert(0) += n;
+        }
+    }
+    let elapsed = started.elapsed();
+
+    // Every index taken was either answered or failed in transport; indices never taken (every task
+    // gave up after a failed reconnect) are counted too, so `requests - error_count` is always the
+    // number of requests that got the expected answer.
+    let accounted = latencies.len() + errors.get(TRANSPORT_ERROR).copied().unwrap_or(0);
+    let unsent = total.saturating_sub(accounted);
+    if unsent > 0 {
+        errors.insert(UNSENT.to_string(), unsent);
+    }
+
+    let error_count = errors.values().sum();
+    let error_samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(Phase {
+        phase: phase.to_string(),
+        connections,
+        requests: total,
+        seconds: elapsed.as_secs_f64(),
+        rps: rate(total, elapsed),
+        latency: Latency::from_samples(&mut latencies),
+        errors,
+        error_count,
+        error_samples,
+    })
+}
+
+/// What one connection task saw; merged after the run so the hot loop shares nothing but the counter.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn error(
+        &mut self,
+        key: String,
+        samples: &Mutex<Vec<String>>,
+        describe: impl FnOnce() -> String,
+    ) {
+        *self.errors.entry(key).or_insert(0) += 1;
+        self.sample(samples, describe);
+    }
+
+    fn sample(&self, samples: &Mutex<Vec<String>>, describe: impl FnOnce() -> String) {
+        if let Ok(mut s) = samples.lock() {
+            if s.len() < ERROR_SAMPLES {
+                s.push(describe());
+            }
+        }
+    }
+}

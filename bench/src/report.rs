@@ -1,0 +1,207 @@
+//! The results: a table and verification lines for the terminal, and a JSON file that records enough
+//! about the run (when, on what machine, with which arguments and server config) to compare runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::load::Phase;
+use crate::scenario::{Check, Params};
+use crate::server::{Checked, Stopped};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// When the run finished, RFC 3339 UTC.
+    pub date: String,
+    pub machine: Machine,
+    /// The benchmark's own command line, exactly as given.
+    pub command: Vec<String>,
+    pub server: ServerInfo,
+    pub params: Params,
+    pub scenarios: Vec<ScenarioReport>,
+    /// True when every check of every scenario held.
+    pub passed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub os: &'static str,
+    pub arch: &'static str,
+    pub kernel: Option<String>,
+    pub cpu_model: Option<String>,
+}
+
+impl Machine {
+    /// What can be learnt cheaply; the kernel and CPU model come from `/proc` and are absent elsewhere.
+    pub fn detect() -> Self {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string());
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            });
+        Self {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            kernel,
+            cpu_model,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerInfo {
+    pub binary: String,
+    pub args: Vec<String>,
+    /// The config file the server was started with, verbatim.
+    pub config_toml: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: &'static str,
+    /// The headline phase's figures, at the top level so they are easy to pick out.
+    #[serde(flatten)]
+    pub headline: Phase,
+    pub setup: Vec<Phase>,
+    pub verification: Verification,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    #[serde(flatten)]
+    pub values: BTreeMap<&'static str, serde_json::Value>,
+    pub check_passed: bool,
+    pub shutdown: Stopped,
+    pub check: Checked,
+    pub checks: Vec<Check>,
+    pub passed: bool,
+}
+
+/// The UTC time now in RFC 3339.
+pub fn now_rfc3339() -> anyhow::Result<String> {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("format the date")
+}
+
+/// The results table: one headline row per scenario, its setup phases indented below it.
+pub fn table(scenarios: &[ScenarioReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "scenario",
+        "requests",
+        "seconds",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors"
+    );
+    for s in scenarios {
+        row(&mut out, s.scenario, &s.headline);
+        for phase in &s.setup {
+            row(&mut out, &format!("  {}", phase.phase), phase);
+        }
+    }
+    out
+}
+
+fn row(out: &mut String, label: &str, p: &Phase) {
+    let _ = writeln!(
+        out,
+        "{label:<22} {:>9} {:>8.2} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+        p.requests,
+        p.seconds,
+        p.rps,
+        p.latency.p50_ms,
+        p.latency.p95_ms,
+        p.latency.p99_ms,
+        p.latency.max_ms,
+        p.error_count
+    );
+}
+
+/// The verification lines of one scenario, then its errors if there were any.
+pub fn verification(s: &ScenarioReport) -> String {
+    let mut out = String::new();
+    let v = &s.verification;
+    for c in &v.checks {
+        let _ = writeln!(
+            out,
+            "{} {}: {}: {}",
+            mark(c.passed),
+            s.scenario,
+            c.name,
+            c.detail
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} {}: shutdown on SIGTERM: {} after {:.2} s{}",
+        mark(v.shutdown.graceful),
+        s.scenario,
+        v.shutdown.exit_status,
+        v.shutdown.seconds,
+        if v.shutdown.graceful {
+            ""
+        } else {
+            " (killed after timeout)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{} {}: boxoffice check: {}",
+        mark(v.check.passed),
+        s.scenario,
+        v.check.exit_status
+    );
+    if !v.check.passed {
+        let _ = writeln!(out, "{}", v.check.output);
+    }
+    let h = &s.headline;
+    if h.error_count > 0 {
+        let _ = writeln!(
+            out,
+            "WARN {}: {} of {} requests failed: {:?}",
+            s.scenario, h.error_count, h.requests, h.errors
+        );
+        for sample in &h.error_samples {
+            let _ = writeln!(out, "     {sample}");
+        }
+    }
+    out
+}
+
+fn mark(passed: bool) -> &'static str {
+    if passed {
+        "ok  "
+    } else {
+        "FAIL"
+    }
+}
+
+/// Writes the report as pretty JSON, creating the directory if needed.
+pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let mut text = serde_json::to_string_pretty(report).context("serialise the report")?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}

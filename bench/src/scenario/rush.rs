@@ -1,0 +1,246 @@
+//! The on-sale rush: one published event, more attendees than seats, all registering at once.
+//!
+//! This is the workload the product promises to survive (DESIGN section 1): thousands of seats per
+//! second with no seat sold twice. The checks read the event back and require that exactly
+//! `min(capacity, successes)` are confirmed, the rest waitlisted, and nothing oversold.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Check, Outcome, Params};
+use crate::client::{Call, Conn};
+use crate::load::{self, Phase};
+use crate::server::Server;
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    status: String,
+}
+
+/// The live counts of an event, as `GET /api/v1/events/{id}` reports them.
+#[derive(Deserialize)]
+struct EventCounts {
+    capacity: i64,
+    confirmed: i64,
+    offered: i64,
+    waitlisted: i64,
+}
+
+pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
+    let admin = server.admin();
+    let n = p.registrations;
+    let mut setup = Vec::new();
+
+    // Setup 1: the event, created and published on one connection.
+    let mut conn = admin.connect().await.context("connect for setup")?;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let body = json!({
+        "name": "Rush",
+        "venue": "Bench Hall",
+        "starts_at": "2030-01-01T20:00:00Z",
+        "capacity": p.capacity,
+    });
+    let event: Created = timed(
+        &mut conn,
+        &mut latencies,
+        Call::post("/api/v1/events", Some(body.to_string().into())),
+    )
+    .await?
+    .expect(StatusCode::CREATED, "create event")?
+    .json()?;
+    timed(
+        &mut conn,
+        &mut latencies,
+        Call::post(format!("/api/v1/events/{}/publish", event.id), None),
+    )
+    .await?
+    .expect(StatusCode::OK, "publish event")?;
+    setup.push(Phase::sequential(
+        "setup: event",
+        &mut latencies,
+        started.elapsed(),
+    ));
+    drop(conn);
+
+    // Setup 2: the attendees, over the same connections the rush will use.
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                json!({"name": format!("Bench {i}"), "email": format!("bench-{i}@example.org")})
+                    .to_string()
+                    .into()
+            })
+            .collect(),
+    );
+    let ids: Arc<Vec<OnceLock<String>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
+    let path: Arc<str> = "/api/v1/attendees".into();
+    let phase = load::run(
+        "setup: attendees",
+        admin,
+        p.connections,
+        n,
+        StatusCode::CREATED,
+        move |i| Call::post(path.clone(), Some(bodies[i].clone())),
+        {
+            let ids = ids.clone();
+            move |i, body| {
+                if let Ok(created) = serde_json::from_slice::<Created>(body) {
+                    let _ = ids[i].set(created.id);
+                }
+            }
+        },
+    )
+    .await?;
+    if phase.error_count > 0 {
+        bail!(
+            "creating attendees failed for {} of {n}: {:?}; first errors:\n{}",
+            phase.error_count,
+            phase.errors,
+            phase.error_samples.join("\n")
+        );
+    }
+    setup.push(phase);
+    let ids: Vec<&String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.get()
+                .with_context(|| format!("attendee {i} was created but its response had no id"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    // The rush: every attendee registers once. Bodies are prepared here so the loop only sends.
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        ids.iter()
+            .map(|id| json!({"attendee_id": id}).to_string().into())
+            .collect(),
+    );
+    let path: Arc<str> = format!("/api/v1/events/{}/registrations", event.id).into();
+    let seen = Arc::new(Seen::default());
+    let headline = load::run(
+        "rush",
+        admin,
+        p.connections,
+        n,
+        StatusCode::CREATED,
+        move |i| Call::post(path.clone(), Some(bodies[i].clone())),
+        {
+            let seen = seen.clone();
+            move |_, body| seen.record(body)
+        },
+    )
+    .await?;
+
+    // Verify: read the event back and compare with what the responses said.
+    let mut conn = admin.connect().await.context("connect for verification")?;
+    let counts: EventCounts = conn
+        .send(&Call::get(format!("/api/v1/events/{}", event.id)))
+        .await?
+        .expect(StatusCode::OK, "read event after rush")?
+        .json()?;
+    let successes = i64::try_from(n - headline.error_count.min(n)).context("registration count")?;
+    let oversold = (counts.confirmed + counts.offered - counts.capacity).max(0);
+    let expected_confirmed = counts.capacity.min(successes);
+    let (said_confirmed, said_waitlisted, said_other) = seen.totals();
+
+    let checks = vec![
+        Check::new(
+            "not oversold",
+            oversold == 0,
+            format!(
+                "oversold {oversold}: confirmed {} + offered {} vs capacity {}",
+                counts.confirmed, counts.offered, counts.capacity
+            ),
+        ),
+        Check::new(
+            "seats filled",
+            counts.confirmed == expected_confirmed,
+            format!("confirmed {} == min(capacity {}, successes {successes})", counts.confirmed, counts.capacity),
+        ),
+        Check::new(
+            "every success counted",
+            counts.confirmed + counts.waitlisted == successes,
+            format!("confirmed {} + waitlisted {} == successes {successes}", counts.confirmed, counts.waitlisted),
+        ),
+        Check::new(
+            "responses agree with counts",
+            said_confirmed == counts.confirmed && said_waitlisted == counts.waitlisted && said_other == 0,
+            format!(
+                "201 responses said confirmed {said_confirmed}, waitlisted {said_waitlisted}, other {said_other}; \
+                 event says confirmed {}, waitlisted {}",
+                counts.confirmed, counts.waitlisted
+            ),
+        ),
+    ];
+    let values = BTreeMap::from([
+        ("capacity", json!(counts.capacity)),
+        ("successes", json!(successes)),
+        ("confirmed", json!(counts.confirmed)),
+        ("offered", json!(counts.offered)),
+        ("waitlisted", json!(counts.waitlisted)),
+        ("oversold", json!(oversold)),
+    ]);
+    Ok(Outcome {
+        headline,
+        setup,
+        values,
+        checks,
+    })
+}
+
+/// Sends one setup request, recording its latency.
+async fn timed(
+    conn: &mut Conn,
+    latencies: &mut Vec<std::time::Duration>,
+    call: Call,
+) -> anyhow::Result<crate::client::Reply> {
+    let t0 = Instant::now();
+    let reply = conn
+        .send(&call)
+        .await
+        .with_context(|| format!("{} {}", call.method, call.path))?;
+    latencies.push(t0.elapsed());
+    Ok(reply)
+}
+
+/// Tallies the `status` of every successful registration response, to compare with the event's counts.
+#[derive(Default)]
+struct Seen {
+    confirmed: AtomicUsize,
+    waitlisted: AtomicUsize,
+    other: AtomicUsize,
+}
+
+impl Seen {
+    fn record(&self, body: &Bytes) {
+        let counter = match serde_json::from_slice::<Registration>(body) {
+            Ok(r) if r.status == "confirmed" => &self.confirmed,
+            Ok(r) if r.status == "waitlisted" => &self.waitlisted,
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn totals(&self) -> (i64, i64, i64) {
+        let get = |c: &AtomicUsize| i64::try_from(c.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        (
+            get(&self.confirmed),
+            get(&self.waitlisted),
+            get(&self.other),
+        )
+    }
+}

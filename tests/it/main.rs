@@ -1,0 +1,10 @@
+//! The integration tests: one binary, a module per area, real HTTP on 127.0.0.1 and real SQLite files.
+
+mod auth;
+mod bad_input;
+// mod cli;
+// mod crash;
+mod idempotency;
+// mod model;
+mod onsale;
+mod support;

@@ -1,0 +1,186 @@
+//! Test support: `spawn_app()` runs the real router and server loop on 127.0.0.1 port 0 over a real
+//! SQLite file in a temp dir, on its own runtime thread, and hands back a small HTTP client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use boxoffice::app::{Actor, App, AppOptions};
+use boxoffice::config::HttpConfig;
+use boxoffice::domain::Role;
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(HttpConfig::default())
+}
+
+pub fn spawn_app_with(cfg: HttpConfig) -> TestApp {
+    spawn_app_full(cfg, Arc::new(boxoffice::app::SystemClock))
+}
+
+pub fn spawn_app_full(cfg: HttpConfig, clock: Arc<dyn boxoffice::app::Clock>) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = Arc::new(
+        App::open_with_clock(&dir.path().join("boxoffice.db"), AppOptions::default(), clock).expect("open app"),
+    );
+    let admin = app.create_token(&Actor::local("test"), Role::Admin, "admin").expect("admin token").secret;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_app = app.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(cfg.blocking_threads)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+            let router = boxoffice::http::router(server_app, &cfg);
+            boxoffice::http::serve(listener, router, &cfg, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        });
+    });
+    let addr = addr_rx.recv().expect("server address");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
+    TestApp { addr, app, admin, dir, client, stop: Some(stop), thread: Some(thread) }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.bytes)))
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// Asserts this is a problem document with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.bytes));
+        assert_eq!(self.content_type(), "application/problem+json");
+        let p = self.json();
+        assert_eq!(p["status"], status);
+        assert_eq!(p["code"], code, "problem: {p}");
+        assert!(p["title"].is_string() && p["detail"].is_string() && p["type"].is_string(), "problem: {p}");
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        Resp { status: r.status().as_u16(), headers: r.headers().clone(), bytes: r.bytes().await.expect("body").to_vec() }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send("GET", path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send("POST", path, token, Some(body)).await
+    }
+
+    pub fn token(&self, role: Role, name: &str) -> String {
+        self.app.create_token(&Actor::local("test"), role, name).expect("token").secret
+    }
+
+    /// A published event of this capacity; returns its id.
+    pub async fn published_event(&self, capacity: i64) -> String {
+        let r = self
+            .post(
+                "/api/v1/events",
+                Some(&self.admin),
+                json!({"name": "Gala", "venue": "Hall", "starts_at": "2030-01-01T20:00:00Z", "capacity": capacity}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.bytes));
+        let id = r.json()["id"].as_str().expect("id").to_string();
+        let p = self.post(&format!("/api/v1/events/{id}/publish"), Some(&self.admin), json!({})).await;
+        assert_eq!(p.status, 200);
+        id
+    }
+
+    pub async fn attendee(&self, n: usize) -> String {
+        let r = self
+            .post("/api/v1/attendees", Some(&self.admin), json!({"name": format!("Person {n}"), "email": format!("p{n}@example.org")}))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.bytes));
+        r.json()["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn register(&self, event: &str, attendee: &str) -> Resp {
+        self.post(&format!("/api/v1/events/{event}/registrations"), Some(&self.admin), json!({"attendee_id": attendee})).await
+    }
+
+    /// Every row of every table, as text: a rejected request must leave this exactly as it was.
+    pub fn snapshot(&self) -> String {
+        snapshot(&self.dir.path().join("boxoffice.db"))
+    }
+}
+
+pub fn snapshot(db: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
+    let mut out = String::new();
+    for table in ["events", "attendees", "registrations", "outbox", "tokens", "idempotency", "audit"] {
+        let mut st = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).expect("prepare");
+        let cols = st.column_count();
+        let rows = st
+            .query_map([], |r| {
+                let mut line = String::new();
+                for i in 0..cols {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    line.push_str(&format!("{v:?}|"));
+                }
+                Ok(line)
+            })
+            .expect("query")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows");
+        out.push_str(&format!("{table}: {}\n{}\n", rows.len(), rows.join("\n")));
+    }
+    out
+}
