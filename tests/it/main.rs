@@ -2,9 +2,9 @@
 
 mod auth;
 mod bad_input;
-// mod cli;
-// mod crash;
+mod cli;
+mod crash;
 mod idempotency;
-// mod model;
+mod model;
 mod onsale;
 mod support;

@@ -1,0 +1,203 @@
+//! The command line, on the real binary: serve, token create/list/revoke, backup, check, and the bare
+//! `boxoffice` with demo data in the platform data dir.
+
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::json;
+
+use crate::support::{bin, free_port, run_cli, Server};
+
+#[tokio::test]
+async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = Server::start(dir.path()).await;
+    let token_file = dir.path().join("admin.token");
+    assert_eq!(std::fs::metadata(&token_file).expect("admin.token").permissions().mode() & 0o777, 0o600);
+    let token = server.admin_token();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Kept", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 3}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"].as_str().expect("id").to_string();
+
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
+    let server = Server::start(dir.path()).await;
+    assert_eq!(server.admin_token(), token, "the admin token is written on the first start only");
+    let r = client.get(server.url(&format!("/api/v1/events/{id}"))).bearer_auth(&token).send().await.expect("get");
+    assert_eq!(r.status(), 200, "the event survived the restart");
+}
+
+#[tokio::test]
+async fn token_commands_print_only_the_secret_and_revoke_works() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(dir.path()).await;
+    let (code, out, err) = run_cli(&["token", "create", "--role", "operator", "--name", "door-1"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is the token and nothing else: {out:?}");
+    let secret = lines[0];
+    assert!(secret.starts_with("bo_") && secret.len() > 30);
+
+    let client = reqwest::Client::new();
+    let list = |t: &str| client.get(server.url("/api/v1/events?status=draft")).bearer_auth(t.to_string()).send();
+    assert_eq!(list(secret).await.expect("get").status(), 200, "the new operator token works on the running server");
+
+    let (code, out, _) = run_cli(&["token", "list"], dir.path());
+    assert_eq!(code, 0);
+    assert!(out.contains("door-1") && out.contains("operator") && !out.contains(secret), "{out}");
+
+    let (code, _, err) = run_cli(&["token", "create", "--role", "root", "--name", "x"], dir.path());
+    assert_ne!(code, 0, "an unknown role is refused: {err}");
+    let (code, _, _) = run_cli(&["token", "create", "--role", "kiosk", "--name", "door-1"], dir.path());
+    assert_ne!(code, 0, "an active name is not given twice");
+
+    let (code, _, err) = run_cli(&["token", "revoke", "door-1"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(list(secret).await.expect("get").status(), 401, "a revoked token stops working at once");
+}
+
+#[tokio::test]
+async fn backup_while_serving_gives_a_file_that_passes_check() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(dir.path()).await;
+    let token = server.admin_token();
+    let client = reqwest::Client::new();
+    let event = client
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "B", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 20}))
+        .send()
+        .await
+        .expect("create")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    client.post(server.url(&format!("/api/v1/events/{event}/publish"))).bearer_auth(&token).send().await.expect("publish");
+
+    // Registrations keep landing while the backup runs.
+    let writer = tokio::spawn({
+        let (client, token, base) = (client.clone(), token.clone(), server.url(""));
+        let event = event.clone();
+        async move {
+            for i in 0..60 {
+                let a = client
+                    .post(format!("{base}/api/v1/attendees"))
+                    .bearer_auth(&token)
+                    .json(&json!({"name": "P", "email": format!("b{i}@example.org")}))
+                    .send()
+                    .await
+                    .expect("attendee")
+                    .json::<serde_json::Value>()
+                    .await
+                    .expect("json");
+                client
+                    .post(format!("{base}/api/v1/events/{event}/registrations"))
+                    .bearer_auth(&token)
+                    .json(&json!({"attendee_id": a["id"]}))
+                    .send()
+                    .await
+                    .expect("register");
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let copy_dir = tempfile::tempdir().expect("dir");
+    let out = copy_dir.path().join("boxoffice.db");
+    let (code, _, err) = run_cli(&["backup", out.to_str().expect("path")], dir.path());
+    assert_eq!(code, 0, "{err}");
+    writer.await.expect("writer");
+
+    let (code, out, err) = run_cli(&["check"], copy_dir.path());
+    assert_eq!(code, 0, "the backup passes check: {out} {err}");
+    assert!(out.contains("integrity: ok"), "{out}");
+    let (code, _, _) = run_cli(&["backup", copy_dir.path().join("boxoffice.db").to_str().expect("p")], dir.path());
+    assert_ne!(code, 0, "backup never overwrites a file");
+}
+
+#[tokio::test]
+async fn check_exits_1_on_an_invariant_violation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = Server::start(dir.path()).await;
+    let token = server.admin_token();
+    let client = reqwest::Client::new();
+    let event = client
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "C", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1}))
+        .send()
+        .await
+        .expect("create")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    server.terminate();
+    let (code, out, _) = run_cli(&["check"], dir.path());
+    assert_eq!(code, 0, "{out}");
+
+    // Oversell behind the app's back: two confirmed seats on a one-seat event.
+    let conn = rusqlite::Connection::open(dir.path().join("boxoffice.db")).expect("open");
+    let event_id = event["id"].as_str().expect("id");
+    for i in 0..2 {
+        conn.execute(
+            "INSERT INTO attendees (id, name, created_at) VALUES (?1, 'X', 0)",
+            [format!("00000000-0000-4000-8000-00000000000{i}")],
+        )
+        .expect("attendee");
+        conn.execute(
+            "INSERT INTO registrations (id, event_seq, attendee_seq, status, ticket_code, created_at, updated_at)
+             SELECT ?1, e.seq, a.seq, 'confirmed', ?2, 0, 0 FROM events e, attendees a WHERE e.id = ?3 AND a.id = ?4",
+            [
+                format!("10000000-0000-4000-8000-00000000000{i}"),
+                format!("CODE{i}"),
+                event_id.to_string(),
+                format!("00000000-0000-4000-8000-00000000000{i}"),
+            ],
+        )
+        .expect("registration");
+    }
+    drop(conn);
+    let (code, out, _) = run_cli(&["check"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("VIOLATION I1 capacity"), "{out}");
+    assert!(out.contains("VIOLATION counters"), "{out}");
+    let (code, out, _) = run_cli(&["check", "--json"], dir.path());
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json report");
+    assert!(report["violations"].as_array().is_some_and(|v| !v.is_empty()));
+}
+
+#[tokio::test]
+async fn bare_boxoffice_serves_demo_data_from_the_platform_data_dir() {
+    let home = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let log = std::fs::File::create(home.path().join("out.log")).expect("log");
+    let child = std::process::Command::new(bin())
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("BOXOFFICE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let dir = home.path().join("data").join("boxoffice");
+    let server = Server { child, addr: format!("127.0.0.1:{port}").parse().expect("addr"), dir: dir.clone() };
+    server.wait_healthy().await;
+    assert!(dir.join("boxoffice.db").exists() && dir.join("admin.token").exists());
+    let events: serde_json::Value =
+        reqwest::get(server.url("/api/v1/events")).await.expect("get").json().await.expect("json");
+    let names: Vec<&str> = events["items"].as_array().expect("items").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["Jazz Night", "New Year's Gala"], "the published demo events, by date");
+    let gala = &events["items"][1];
+    assert_eq!((gala["confirmed"].as_i64(), gala["waitlisted"].as_i64()), (Some(20), Some(4)));
+    let out = std::fs::read_to_string(home.path().join("out.log")).expect("log");
+    assert!(out.contains("loaded demo data") && out.contains("admin token:"), "{out}");
+}
