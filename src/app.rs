@@ -22,14 +22,16 @@ pub use error::{Conflict, Error, Result};
 pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
 
 use crate::domain::{
-    admit, seats_to_promote, Admission, Attendee, AttendeeId, DomainEventType, Event, EventId, EventPatch,
-    EventPatchError, EventStatus, NewAttendee, NewEvent, RegStatus, Registration, RegistrationId, Role,
-    TicketCode, Timestamp, TokenId,
+    admit, seats_to_promote, Admission, Attendee, AttendeeId, DomainEventType, Event, EventId,
+    EventPatch, EventPatchError, EventStatus, NewAttendee, NewEvent, RegStatus, Registration,
+    RegistrationId, Role, TicketCode, Timestamp, TokenId,
 };
 use crate::store::check::CheckReport;
 use crate::store::events::EventCursor;
 use crate::store::tokens::Token;
-use crate::store::{self, attendees, audit, events, outbox, registrations, tokens, Store, StoreOptions, Tx};
+use crate::store::{
+    self, attendees, audit, events, outbox, registrations, tokens, Store, StoreOptions, Tx,
+};
 
 /// Where the app reads the time. Tests drive a `ManualClock`; the domain only ever sees values.
 pub trait Clock: Send + Sync {
@@ -77,7 +79,10 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { store: StoreOptions::default(), idempotency_ttl_ms: 24 * 3600 * 1000 }
+        Self {
+            store: StoreOptions::default(),
+            idempotency_ttl_ms: 24 * 3600 * 1000,
+        }
     }
 }
 
@@ -94,7 +99,13 @@ pub struct Actor {
 impl Actor {
     /// The local command line (`boxoffice token create`, demo data).
     pub fn local(name: &str) -> Self {
-        Self { name: name.to_string(), role: Role::Admin, token_seq: None, remote_addr: None, request_id: None }
+        Self {
+            name: name.to_string(),
+            role: Role::Admin,
+            token_seq: None,
+            remote_addr: None,
+            request_id: None,
+        }
     }
 }
 
@@ -185,12 +196,21 @@ fn emit<T: serde::Serialize>(
     now: i64,
 ) -> Result<()> {
     let json = serde_json::to_string(payload).map_err(internal)?;
-    let id = uuid::Builder::from_random_bytes(random_bytes()).into_uuid().to_string();
+    let id = uuid::Builder::from_random_bytes(random_bytes())
+        .into_uuid()
+        .to_string();
     outbox::record(tx, &id, kind, &aggregate.to_string(), &json, now)?;
     Ok(())
 }
 
-fn record_audit(tx: &Tx<'_>, actor: &Actor, action: &str, target: Option<&str>, detail: Option<&str>, now: i64) -> Result<()> {
+fn record_audit(
+    tx: &Tx<'_>,
+    actor: &Actor,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<()> {
     let entry = audit::Entry {
         actor: &actor.name,
         action,
@@ -205,7 +225,8 @@ fn record_audit(tx: &Tx<'_>, actor: &Actor, action: &str, target: Option<&str>, 
 
 /// Loads the registration as it now stands, with its live position, for answers and outbox payloads.
 fn reload_registration(conn: &rusqlite::Connection, seq: i64) -> Result<Registration> {
-    let row = registrations::get_by_seq(conn, seq)?.ok_or_else(|| internal("registration vanished"))?;
+    let row =
+        registrations::get_by_seq(conn, seq)?.ok_or_else(|| internal("registration vanished"))?;
     Ok(registrations::with_position(conn, row)?)
 }
 
@@ -229,15 +250,25 @@ fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
 
 /// Cursor of keyset pages: opaque to callers, base64url of the keys of the last item.
 fn encode_cursor(parts: &[i64]) -> String {
-    let text = parts.iter().map(i64::to_string).collect::<Vec<_>>().join(".");
+    let text = parts
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
 fn decode_cursor<const N: usize>(cursor: &str) -> Result<[i64; N]> {
     let bad = || Error::invalid("after", "is not a cursor this API handed out");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let nums: Vec<i64> = text.split('.').map(str::parse).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
+    let nums: Vec<i64> = text
+        .split('.')
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad())?;
     nums.try_into().map_err(|_| bad())
 }
 
@@ -263,7 +294,12 @@ impl App {
             store::StoreError::SchemaTooNew { .. } => Error::Internal(e.to_string()),
             other => Error::from(other),
         })?;
-        Ok(Self { store, clock, opts, inflight: Arc::default() })
+        Ok(Self {
+            store,
+            clock,
+            opts,
+            inflight: Arc::default(),
+        })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -310,7 +346,14 @@ impl App {
         self.write_idempotent(None, move |tx, now| {
             let event = events::insert(tx, id, &new, now)?;
             emit(tx, DomainEventType::EventCreated, event.id, &event, now)?;
-            record_audit(tx, &actor, "event.create", Some(&event.id.to_string()), Some(&event.name), now)?;
+            record_audit(
+                tx,
+                &actor,
+                "event.create",
+                Some(&event.id.to_string()),
+                Some(&event.name),
+                now,
+            )?;
             Ok(event)
         })
     }
@@ -324,10 +367,20 @@ impl App {
     }
 
     /// Events in date order. Public callers see published events only, whatever they ask for.
-    pub fn list_events(&self, vis: Visibility, status: Option<EventStatus>, req: &PageRequest) -> Result<Page<Event>> {
+    pub fn list_events(
+        &self,
+        vis: Visibility,
+        status: Option<EventStatus>,
+        req: &PageRequest,
+    ) -> Result<Page<Event>> {
         let statuses: Vec<EventStatus> = match (vis, status) {
             // A filter over what a public caller may see: anything but `published` is empty.
-            (Visibility::Public, Some(s)) if s != EventStatus::Published => return Ok(Page { items: vec![], next: None }),
+            (Visibility::Public, Some(s)) if s != EventStatus::Published => {
+                return Ok(Page {
+                    items: vec![],
+                    next: None,
+                })
+            }
             (Visibility::Public, _) => vec![EventStatus::Published],
             (Visibility::Staff, Some(s)) => vec![s],
             (Visibility::Staff, None) => vec![],
@@ -339,8 +392,12 @@ impl App {
             }
             None => None,
         };
-        let rows = self.store.read(|c| events::list(c, &statuses, after, req.limit + 1))?;
-        Ok(page(rows, req.limit, |e| encode_cursor(&[e.starts_at.millis(), e.seq])))
+        let rows = self
+            .store
+            .read(|c| events::list(c, &statuses, after, req.limit + 1))?;
+        Ok(page(rows, req.limit, |e| {
+            encode_cursor(&[e.starts_at.millis(), e.seq])
+        }))
     }
 
     pub fn update_event(&self, actor: &Actor, id: EventId, patch: EventPatch) -> Result<Event> {
@@ -377,7 +434,10 @@ impl App {
         let actor = actor.clone();
         self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
-            let changes = event.status.publish().map_err(|why| Error::conflict(Conflict::InvalidTransition, why))?;
+            let changes = event
+                .status
+                .publish()
+                .map_err(|why| Error::conflict(Conflict::InvalidTransition, why))?;
             if !changes {
                 return Ok(event);
             }
@@ -385,7 +445,14 @@ impl App {
             event.updated_at = Timestamp::from_millis(now);
             events::save(tx, &event)?;
             emit(tx, DomainEventType::EventPublished, event.id, &event, now)?;
-            record_audit(tx, &actor, "event.publish", Some(&event.id.to_string()), None, now)?;
+            record_audit(
+                tx,
+                &actor,
+                "event.publish",
+                Some(&event.id.to_string()),
+                None,
+                now,
+            )?;
             Ok(event)
         })
     }
@@ -395,7 +462,10 @@ impl App {
         let actor = actor.clone();
         self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
-            let changes = event.status.cancel().map_err(|why| Error::conflict(Conflict::InvalidTransition, why))?;
+            let changes = event
+                .status
+                .cancel()
+                .map_err(|why| Error::conflict(Conflict::InvalidTransition, why))?;
             if !changes {
                 return Ok(event);
             }
@@ -403,7 +473,13 @@ impl App {
             for (seq, _) in &active {
                 registrations::cancel(tx, *seq, now)?;
                 let reg = reload_registration(tx, *seq)?;
-                emit(tx, DomainEventType::RegistrationCancelled, reg.id, &reg, now)?;
+                emit(
+                    tx,
+                    DomainEventType::RegistrationCancelled,
+                    reg.id,
+                    &reg,
+                    now,
+                )?;
             }
             event.status = EventStatus::Cancelled;
             event.confirmed = 0;
@@ -414,19 +490,33 @@ impl App {
             events::save(tx, &event)?;
             emit(tx, DomainEventType::EventCancelled, event.id, &event, now)?;
             let detail = format!("{} registrations cancelled", active.len());
-            record_audit(tx, &actor, "event.cancel", Some(&event.id.to_string()), Some(&detail), now)?;
+            record_audit(
+                tx,
+                &actor,
+                "event.cancel",
+                Some(&event.id.to_string()),
+                Some(&detail),
+                now,
+            )?;
             Ok(event)
         })
     }
 
     // ----- attendees -----
 
-    pub fn create_attendee(&self, new: NewAttendee, idem: Option<Idem<Attendee>>) -> Result<Attendee> {
+    pub fn create_attendee(
+        &self,
+        new: NewAttendee,
+        idem: Option<Idem<Attendee>>,
+    ) -> Result<Attendee> {
         let id = AttendeeId::from_random(random_bytes());
         self.write_idempotent(idem, move |tx, now| {
             if let Some(email) = &new.email {
                 if attendees::email_taken(tx, &email.key())? {
-                    return Err(Error::conflict(Conflict::EmailTaken, "an attendee with this email exists"));
+                    return Err(Error::conflict(
+                        Conflict::EmailTaken,
+                        "an attendee with this email exists",
+                    ));
                 }
             }
             Ok(attendees::insert(tx, id, &new, now)?)
@@ -434,7 +524,9 @@ impl App {
     }
 
     pub fn get_attendee(&self, id: AttendeeId) -> Result<Attendee> {
-        self.store.read(|c| attendees::get(c, id))?.ok_or(Error::NotFound("attendee"))
+        self.store
+            .read(|c| attendees::get(c, id))?
+            .ok_or(Error::NotFound("attendee"))
     }
 
     /// The attendee's registrations, in the order they were made, with event summaries.
@@ -448,7 +540,8 @@ impl App {
             let regs = registrations::list_for_attendee(c, attendee.seq, after, req.limit + 1)?;
             let mut tickets = Vec::with_capacity(regs.len());
             for r in regs {
-                let e = events::get(c, r.event_id)?.ok_or_else(|| internal("event of a registration vanished"))?;
+                let e = events::get(c, r.event_id)?
+                    .ok_or_else(|| internal("event of a registration vanished"))?;
                 let event = EventSummary {
                     id: e.id,
                     name: e.name,
@@ -456,9 +549,14 @@ impl App {
                     starts_at: e.starts_at,
                     status: e.status.as_str(),
                 };
-                tickets.push(Ticket { registration: r, event });
+                tickets.push(Ticket {
+                    registration: r,
+                    event,
+                });
             }
-            Ok(page(tickets, req.limit, |t| encode_cursor(&[t.registration.seq])))
+            Ok(page(tickets, req.limit, |t| {
+                encode_cursor(&[t.registration.seq])
+            }))
         })
     }
 
@@ -479,7 +577,10 @@ impl App {
             if !event.status.accepts_registrations() {
                 return Err(Error::conflict(
                     Conflict::EventNotOpen,
-                    format!("the event is {}, not open for registration", event.status.as_str()),
+                    format!(
+                        "the event is {}, not open for registration",
+                        event.status.as_str()
+                    ),
                 ));
             }
             let attendee = attendees::get(tx, attendee_id)?
@@ -492,10 +593,21 @@ impl App {
                 ));
             }
             let (status, ticket, kind) = match admit(event.occupancy()) {
-                Admission::Confirm => (RegStatus::Confirmed, Some(&code), DomainEventType::RegistrationConfirmed),
-                Admission::Waitlist => (RegStatus::Waitlisted, None, DomainEventType::RegistrationWaitlisted),
+                Admission::Confirm => (
+                    RegStatus::Confirmed,
+                    Some(&code),
+                    DomainEventType::RegistrationConfirmed,
+                ),
+                Admission::Waitlist => (
+                    RegStatus::Waitlisted,
+                    None,
+                    DomainEventType::RegistrationWaitlisted,
+                ),
                 Admission::SoldOut => {
-                    return Err(Error::conflict(Conflict::SoldOut, "every seat is taken and the event has no waitlist"))
+                    return Err(Error::conflict(
+                        Conflict::SoldOut,
+                        "every seat is taken and the event has no waitlist",
+                    ))
                 }
             };
             let new = registrations::NewRegistration {
@@ -528,9 +640,14 @@ impl App {
     pub fn position(&self, id: RegistrationId) -> Result<PositionView> {
         self.store.read(|c| {
             let row = registrations::get(c, id)?.ok_or(Error::NotFound("registration"))?;
-            let event = events::get_by_seq(c, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
+            let event =
+                events::get_by_seq(c, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
             let reg = registrations::with_position(c, row)?;
-            Ok(PositionView { status: reg.status.as_str(), position: reg.position, waitlist_length: event.waitlisted })
+            Ok(PositionView {
+                status: reg.status.as_str(),
+                position: reg.position,
+                waitlist_length: event.waitlisted,
+            })
         })
     }
 
@@ -543,7 +660,8 @@ impl App {
             if status == RegStatus::Cancelled {
                 return Ok(row.reg);
             }
-            let mut event = events::get_by_seq(tx, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
+            let mut event =
+                events::get_by_seq(tx, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
             registrations::cancel(tx, row.reg.seq, now)?;
             match status {
                 RegStatus::Confirmed => {
@@ -557,7 +675,13 @@ impl App {
                 RegStatus::Cancelled => {}
             }
             let reg = reload_registration(tx, row.reg.seq)?;
-            emit(tx, DomainEventType::RegistrationCancelled, reg.id, &reg, now)?;
+            emit(
+                tx,
+                DomainEventType::RegistrationCancelled,
+                reg.id,
+                &reg,
+                now,
+            )?;
             promote(tx, &mut event, now)?;
             events::save_counts(tx, &event)?;
             Ok(reg)
@@ -598,9 +722,17 @@ impl App {
     pub fn create_token(&self, actor: &Actor, role: Role, name: &str) -> Result<NewToken> {
         let name = name.trim().to_string();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(Error::invalid("name", "must be 1 to 100 printable characters"));
+            return Err(Error::invalid(
+                "name",
+                "must be 1 to 100 printable characters",
+            ));
         }
-        let secret = format!("bo_{}", data_encoding::BASE32_NOPAD.encode(&random_bytes::<20>()).to_lowercase());
+        let secret = format!(
+            "bo_{}",
+            data_encoding::BASE32_NOPAD
+                .encode(&random_bytes::<20>())
+                .to_lowercase()
+        );
         let hash = hash_secret(&secret);
         let id = TokenId::from_random(random_bytes());
         let actor = actor.clone();
@@ -613,18 +745,25 @@ impl App {
                 }
             })?;
             let detail = format!("role {role}");
-            record_audit(tx, &actor, "token.create", Some(&token.name), Some(&detail), now)?;
+            record_audit(
+                tx,
+                &actor,
+                "token.create",
+                Some(&token.name),
+                Some(&detail),
+                now,
+            )?;
             Ok(token)
         })?;
         Ok(NewToken { token, secret })
     }
 
     pub fn list_tokens(&self) -> Result<Vec<Token>> {
-        Ok(self.store.read(|c| tokens::list(c))?)
+        Ok(self.store.read(tokens::list)?)
     }
 
     pub fn count_active_tokens(&self) -> Result<i64> {
-        Ok(self.store.read(|c| tokens::count_active(c))?)
+        Ok(self.store.read(tokens::count_active)?)
     }
 
     pub fn revoke_token(&self, actor: &Actor, name_or_id: &str) -> Result<Token> {
@@ -642,12 +781,13 @@ impl App {
     /// Forgets idempotency records older than their 24 hours.
     pub fn prune_idempotency(&self) -> Result<usize> {
         let before = self.now().millis() - self.opts.idempotency_ttl_ms;
-        self.store.write(move |tx| Ok(store::idempotency::prune(tx, before)?))
+        self.store
+            .write(move |tx| Ok(store::idempotency::prune(tx, before)?))
     }
 
     /// The database answers a read (for `/health`).
     pub fn check_readable(&self) -> Result<()> {
-        Ok(self.store.read(|c| store::ping(c))?)
+        Ok(self.store.read(store::ping)?)
     }
 
     pub fn backup(&self, out: &Path) -> Result<()> {
@@ -656,16 +796,18 @@ impl App {
 
     /// Integrity and invariants I1-I4 over the whole file.
     pub fn check(&self) -> Result<CheckReport> {
-        Ok(self.store.read(|c| store::check::run(c))?)
+        Ok(self.store.read(store::check::run)?)
     }
 
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.store.read(|c| events::count(c))? == 0)
+        Ok(self.store.read(events::count)? == 0)
     }
 
     /// Every outbox message about one aggregate (registration, event), oldest first.
     pub fn outbox_for(&self, aggregate_id: &str) -> Result<Vec<outbox::Message>> {
-        Ok(self.store.read(|c| outbox::for_aggregate(c, aggregate_id))?)
+        Ok(self
+            .store
+            .read(|c| outbox::for_aggregate(c, aggregate_id))?)
     }
 }
 

@@ -121,13 +121,16 @@ impl Config {
     pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut cfg = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => Config::default(),
         };
         if let Some(v) = env("BOXOFFICE_LISTEN") {
-            cfg.listen = v.parse().with_context(|| format!("BOXOFFICE_LISTEN={v:?} is not host:port"))?;
+            cfg.listen = v
+                .parse()
+                .with_context(|| format!("BOXOFFICE_LISTEN={v:?} is not host:port"))?;
         }
         if let Some(v) = env("BOXOFFICE_DATA_DIR") {
             cfg.data_dir = Some(PathBuf::from(v));
@@ -136,10 +139,14 @@ impl Config {
             cfg.log = v;
         }
         if let Some(v) = env("BOXOFFICE_MAX_CONNECTIONS") {
-            cfg.http.max_connections = v.parse().with_context(|| format!("BOXOFFICE_MAX_CONNECTIONS={v:?}"))?;
+            cfg.http.max_connections = v
+                .parse()
+                .with_context(|| format!("BOXOFFICE_MAX_CONNECTIONS={v:?}"))?;
         }
         if let Some(v) = env("BOXOFFICE_MAX_BODY_BYTES") {
-            cfg.http.max_body_bytes = v.parse().with_context(|| format!("BOXOFFICE_MAX_BODY_BYTES={v:?}"))?;
+            cfg.http.max_body_bytes = v
+                .parse()
+                .with_context(|| format!("BOXOFFICE_MAX_BODY_BYTES={v:?}"))?;
         }
         Ok(cfg)
     }
@@ -159,7 +166,10 @@ impl Config {
         if h.max_connections == 0 || h.blocking_threads == 0 {
             bail!("http.max_connections and http.blocking_threads must be at least 1");
         }
-        if h.header_read_timeout_secs == 0 || h.request_timeout_secs == 0 || h.body_read_timeout_secs == 0 {
+        if h.header_read_timeout_secs == 0
+            || h.request_timeout_secs == 0
+            || h.body_read_timeout_secs == 0
+        {
             bail!("http timeouts must be at least 1 second");
         }
         if self.store.readers == 0 || self.store.max_batch == 0 || self.store.queue == 0 {

@@ -28,11 +28,13 @@ struct DemoEvent {
 
 /// Loads the demo; returns how many events it created.
 pub fn load(app: &App) -> Result<usize> {
-    let demo: Demo = serde_json::from_str(DEMO).map_err(|e| crate::app::Error::Internal(format!("demo.json: {e}")))?;
+    let demo: Demo = serde_json::from_str(DEMO)
+        .map_err(|e| crate::app::Error::Internal(format!("demo.json: {e}")))?;
     let actor = Actor::local("demo");
     let mut people = Vec::new();
     for (name, email) in &demo.attendees {
-        let new = NewAttendee::parse(name, Some(email), None, true).map_err(crate::app::Error::Invalid)?;
+        let new = NewAttendee::parse(name, Some(email), None, true)
+            .map_err(crate::app::Error::Invalid)?;
         people.push(app.create_attendee(new, None)?);
     }
     // Whole hours, so demo times read well.

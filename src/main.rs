@@ -12,7 +12,11 @@ use boxoffice::config::Config;
 use boxoffice::domain::Role;
 
 #[derive(Parser)]
-#[command(name = "boxoffice", version, about = "A venue's box office in one binary. With no command: serve on 127.0.0.1:8080 with demo data.")]
+#[command(
+    name = "boxoffice",
+    version,
+    about = "A venue's box office in one binary. With no command: serve on 127.0.0.1:8080 with demo data."
+)]
 struct Cli {
     /// TOML config file (every key is documented in fixtures/boxoffice.example.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -108,13 +112,20 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!("integrity: {}", report.integrity);
-                println!("events: {}, registrations: {}", report.events, report.registrations);
+                println!(
+                    "events: {}, registrations: {}",
+                    report.events, report.registrations
+                );
                 for v in &report.violations {
                     println!("VIOLATION {v}");
                 }
                 println!("{}", if report.ok() { "ok" } else { "FAILED" });
             }
-            Ok(if report.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+            Ok(if report.ok() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
         }
     }
 }
@@ -155,10 +166,22 @@ fn token(cfg: &Config, cmd: TokenCommand) -> anyhow::Result<std::process::ExitCo
             println!("{}", t.secret);
         }
         TokenCommand::List => {
-            println!("{:<36}  {:<24}  {:<8}  {:<24}  revoked", "id", "name", "role", "created");
+            println!(
+                "{:<36}  {:<24}  {:<8}  {:<24}  revoked",
+                "id", "name", "role", "created"
+            );
             for t in app.list_tokens()? {
-                let revoked = t.revoked_at.map(|r| r.to_rfc3339()).unwrap_or_else(|| "-".into());
-                println!("{:<36}  {:<24}  {:<8}  {:<24}  {revoked}", t.id.to_string(), t.name, t.role.as_str(), t.created_at.to_rfc3339());
+                let revoked = t
+                    .revoked_at
+                    .map(|r| r.to_rfc3339())
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<36}  {:<24}  {:<8}  {:<24}  {revoked}",
+                    t.id.to_string(),
+                    t.name,
+                    t.role.as_str(),
+                    t.created_at.to_rfc3339()
+                );
             }
         }
         TokenCommand::Revoke { name_or_id } => {
@@ -195,9 +218,13 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
     let dir = data_dir(&cfg)?;
     create_dir_private(&dir)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).context("log filter")?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
-    let app = Arc::new(App::open(&dir.join(DB_FILE), cfg.app_options()).context("opening the database")?);
+    let app =
+        Arc::new(App::open(&dir.join(DB_FILE), cfg.app_options()).context("opening the database")?);
     let token_file = ensure_admin_token(&app, &dir)?;
     if demo && app.is_empty()? {
         let n = boxoffice::demo::load(&app)?;
@@ -205,7 +232,9 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
     }
 
     let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all().max_blocking_threads(cfg.http.blocking_threads).thread_name("boxoffice-io");
+    rt.enable_all()
+        .max_blocking_threads(cfg.http.blocking_threads)
+        .thread_name("boxoffice-io");
     if cfg.http.worker_threads > 0 {
         rt.worker_threads(cfg.http.worker_threads);
     }

@@ -63,7 +63,10 @@ pub enum Error {
 
 impl Error {
     pub fn conflict(kind: Conflict, detail: impl Into<String>) -> Self {
-        Self::Conflict { kind, detail: detail.into() }
+        Self::Conflict {
+            kind,
+            detail: detail.into(),
+        }
     }
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {

@@ -77,7 +77,10 @@ impl App {
                 ));
             }
         }
-        let guard = IdemGuard { inflight: self.inflight.clone(), key };
+        let guard = IdemGuard {
+            inflight: self.inflight.clone(),
+            key,
+        };
         match self.idem_lookup(&guard.key)? {
             Some(done) => Ok(done),
             None => Ok(IdemStart::Fresh(guard)),
@@ -86,10 +89,16 @@ impl App {
 
     fn idem_lookup(&self, key: &IdemKey) -> Result<Option<IdemStart>> {
         let not_before = self.now().millis() - self.opts.idempotency_ttl_ms;
-        let stored = self.store.read(|c| idempotency::get(c, key.token_seq, &key.key, not_before))?;
+        let stored = self
+            .store
+            .read(|c| idempotency::get(c, key.token_seq, &key.key, not_before))?;
         Ok(stored.map(|s| {
             if s.fingerprint == key.fingerprint {
-                IdemStart::Replay(Replay { status: s.status, content_type: s.content_type, body: s.body })
+                IdemStart::Replay(Replay {
+                    status: s.status,
+                    content_type: s.content_type,
+                    body: s.body,
+                })
             } else {
                 IdemStart::Mismatch
             }
@@ -111,8 +120,12 @@ pub(super) fn store_first_response<T>(
         }
     }
     let r = render(result);
-    let stored =
-        StoredResponse { fingerprint: key.fingerprint.clone(), status: r.status, content_type: r.content_type, body: r.body };
+    let stored = StoredResponse {
+        fingerprint: key.fingerprint.clone(),
+        status: r.status,
+        content_type: r.content_type,
+        body: r.body,
+    };
     idempotency::put(tx, key.token_seq, &key.key, &stored, now)?;
     Ok(())
 }

@@ -51,7 +51,10 @@ impl Phone {
             c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')') || (c == '+' && i == 0)
         });
         if !allowed || !(3..=20).contains(&digits) || s.len() > 32 {
-            return Err(FieldError::new("phone", "must be a phone number: digits, optionally a leading +"));
+            return Err(FieldError::new(
+                "phone",
+                "must be a phone number: digits, optionally a leading +",
+            ));
         }
         Ok(Self(s.to_string()))
     }
@@ -118,7 +121,15 @@ mod tests {
         let e = Email::parse("  Ada@Example.ORG ").expect("valid");
         assert_eq!(e.as_str(), "Ada@Example.ORG");
         assert_eq!(e.key(), "ada@example.org");
-        for bad in ["", "ada", "ada@", "@example.org", "a b@example.org", "ada@example", "a@b@c.org"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.org",
+            "a b@example.org",
+            "ada@example",
+            "a@b@c.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -121,7 +121,10 @@ pub struct NewEvent {
 fn parse_time(field: &'static str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
     let t = Timestamp::parse(s);
     if t.is_none() {
-        errors.push(FieldError::new(field, "must be an RFC 3339 date-time, e.g. 2026-12-31T20:00:00Z"));
+        errors.push(FieldError::new(
+            field,
+            "must be an RFC 3339 date-time, e.g. 2026-12-31T20:00:00Z",
+        ));
     }
     t
 }
@@ -142,7 +145,10 @@ impl NewEvent {
         let venue = required_text("venue", venue, EVENT_TEXT_MAX, &mut errors);
         let description = description.map(str::trim).unwrap_or_default().to_string();
         if description.chars().count() > DESCRIPTION_MAX {
-            errors.push(FieldError::new("description", format!("must be at most {DESCRIPTION_MAX} characters")));
+            errors.push(FieldError::new(
+                "description",
+                format!("must be at most {DESCRIPTION_MAX} characters"),
+            ));
         }
         let starts = parse_time("starts_at", starts_at, &mut errors);
         let ends = ends_at.and_then(|s| parse_time("ends_at", s, &mut errors));
@@ -196,7 +202,10 @@ impl EventPatch {
             venue: venue.map(|v| required_text("venue", v, EVENT_TEXT_MAX, &mut errors)),
             description: description.map(|d| {
                 if d.chars().count() > DESCRIPTION_MAX {
-                    errors.push(FieldError::new("description", format!("must be at most {DESCRIPTION_MAX} characters")));
+                    errors.push(FieldError::new(
+                        "description",
+                        format!("must be at most {DESCRIPTION_MAX} characters"),
+                    ));
                 }
                 d.trim().to_string()
             }),
@@ -273,7 +282,9 @@ impl Event {
         let mut changed = Vec::new();
         if let Some(c) = patch.capacity {
             if c.get() < self.confirmed + self.offered {
-                return Err(EventPatchError::CapacityBelowConfirmed { confirmed: self.confirmed + self.offered });
+                return Err(EventPatchError::CapacityBelowConfirmed {
+                    confirmed: self.confirmed + self.offered,
+                });
             }
             if c != self.capacity {
                 self.capacity = c;
@@ -282,7 +293,9 @@ impl Event {
         }
         if let Some(w) = patch.waitlist_enabled {
             if !w && self.waitlisted > 0 {
-                return Err(EventPatchError::WaitlistNotEmpty { waitlisted: self.waitlisted });
+                return Err(EventPatchError::WaitlistNotEmpty {
+                    waitlisted: self.waitlisted,
+                });
             }
             if w != self.waitlist_enabled {
                 self.waitlist_enabled = w;
@@ -293,7 +306,10 @@ impl Event {
         let ends_at = patch.ends_at.unwrap_or(self.ends_at);
         if let Some(e) = ends_at {
             if e <= starts_at {
-                return Err(EventPatchError::Invalid(FieldError::new("ends_at", "must be after starts_at")));
+                return Err(EventPatchError::Invalid(FieldError::new(
+                    "ends_at",
+                    "must be after starts_at",
+                )));
             }
         }
         if starts_at != self.starts_at {
@@ -328,7 +344,6 @@ pub enum EventPatchError {
     WaitlistNotEmpty { waitlisted: i64 },
     Invalid(FieldError),
 }
-
 
 impl serde::Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -384,32 +399,56 @@ mod tests {
 
     #[test]
     fn new_event_collects_every_invalid_field() {
-        let errs = NewEvent::parse(" ", "Hall", None, "tomorrow", None, -1, None).expect_err("invalid");
+        let errs =
+            NewEvent::parse(" ", "Hall", None, "tomorrow", None, -1, None).expect_err("invalid");
         let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "starts_at", "capacity"]);
     }
 
     #[test]
     fn new_event_rejects_end_before_start() {
-        let errs = NewEvent::parse("A", "B", None, "2026-01-02T00:00:00Z", Some("2026-01-01T00:00:00Z"), 5, None)
-            .expect_err("invalid");
+        let errs = NewEvent::parse(
+            "A",
+            "B",
+            None,
+            "2026-01-02T00:00:00Z",
+            Some("2026-01-01T00:00:00Z"),
+            5,
+            None,
+        )
+        .expect_err("invalid");
         assert_eq!(errs[0].field, "ends_at");
     }
 
     #[test]
     fn capacity_cannot_drop_below_confirmed() {
         let mut e = event(10, 8, 0);
-        let patch = EventPatch { capacity: Some(Capacity::parse(7).expect("valid")), ..Default::default() };
-        assert_eq!(e.apply(&patch), Err(EventPatchError::CapacityBelowConfirmed { confirmed: 8 }));
-        let patch = EventPatch { capacity: Some(Capacity::parse(8).expect("valid")), ..Default::default() };
+        let patch = EventPatch {
+            capacity: Some(Capacity::parse(7).expect("valid")),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.apply(&patch),
+            Err(EventPatchError::CapacityBelowConfirmed { confirmed: 8 })
+        );
+        let patch = EventPatch {
+            capacity: Some(Capacity::parse(8).expect("valid")),
+            ..Default::default()
+        };
         assert_eq!(e.apply(&patch), Ok(vec!["capacity"]));
     }
 
     #[test]
     fn waitlist_cannot_be_disabled_while_people_wait() {
         let mut e = event(1, 1, 3);
-        let patch = EventPatch { waitlist_enabled: Some(false), ..Default::default() };
-        assert_eq!(e.apply(&patch), Err(EventPatchError::WaitlistNotEmpty { waitlisted: 3 }));
+        let patch = EventPatch {
+            waitlist_enabled: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.apply(&patch),
+            Err(EventPatchError::WaitlistNotEmpty { waitlisted: 3 })
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -44,9 +47,15 @@ pub(crate) fn required_text(
     if v.is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
     } else if v.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     } else if v.chars().any(|c| c.is_control()) {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     v.to_string()
 }

@@ -143,7 +143,10 @@ impl serde::Serialize for Registration {
         st.serialize_field("status", self.status.as_str())?;
         st.serialize_field("position", &self.position)?;
         st.serialize_field("offer_expires_at", &self.offer_expires_at)?;
-        st.serialize_field("ticket_code", &self.ticket_code.as_ref().map(TicketCode::display))?;
+        st.serialize_field(
+            "ticket_code",
+            &self.ticket_code.as_ref().map(TicketCode::display),
+        )?;
         st.serialize_field("checked_in_at", &self.checked_in_at)?;
         st.serialize_field("created_at", &self.created_at)?;
         st.serialize_field("updated_at", &self.updated_at)?;
@@ -157,7 +160,13 @@ mod tests {
     use super::*;
 
     fn occ(capacity: i64, confirmed: i64, waitlisted: i64, waitlist_enabled: bool) -> Occupancy {
-        Occupancy { capacity, confirmed, offered: 0, waitlisted, waitlist_enabled }
+        Occupancy {
+            capacity,
+            confirmed,
+            offered: 0,
+            waitlisted,
+            waitlist_enabled,
+        }
     }
 
     #[test]
@@ -183,7 +192,10 @@ mod tests {
         let shown = code.display();
         assert_eq!(shown.len(), 34);
         assert_eq!(TicketCode::normalize(&shown), Some(code.clone()));
-        assert_eq!(TicketCode::normalize(&shown.to_lowercase().replace('-', " ")), Some(code.clone()));
+        assert_eq!(
+            TicketCode::normalize(&shown.to_lowercase().replace('-', " ")),
+            Some(code.clone())
+        );
         assert_eq!(TicketCode::normalize("ABCD"), None);
         assert_eq!(TicketCode::normalize(&format!("{shown}!")), None);
     }

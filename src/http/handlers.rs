@@ -44,13 +44,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         let auth = match parts.headers.get(header::AUTHORIZATION) {
             None => Auth::Anonymous,
             Some(v) => match v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")) {
-                Some(t) if !t.trim().is_empty() && t.len() <= 256 => Auth::Bearer(t.trim().to_string()),
+                Some(t) if !t.trim().is_empty() && t.len() <= 256 => {
+                    Auth::Bearer(t.trim().to_string())
+                }
                 _ => Auth::Malformed,
             },
         };
-        let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        Ok(Self { auth, remote, request_id })
+        let remote = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        Ok(Self {
+            auth,
+            remote,
+            request_id,
+        })
     }
 }
 
@@ -59,10 +72,15 @@ impl Caller {
     fn actor(&self, app: &App) -> Result<Option<Actor>, Problem> {
         let token = match &self.auth {
             Auth::Anonymous => return Ok(None),
-            Auth::Malformed => return Err(Problem::unauthorized("the Authorization header must be `Bearer <token>`")),
+            Auth::Malformed => {
+                return Err(Problem::unauthorized(
+                    "the Authorization header must be `Bearer <token>`",
+                ))
+            }
             Auth::Bearer(secret) => app.authenticate(secret)?,
         };
-        let token = token.ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))?;
+        let token =
+            token.ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))?;
         Ok(Some(Actor {
             name: token.name,
             role: token.role,
@@ -87,7 +105,10 @@ async fn call<T: Send + 'static>(
             match &actor {
                 None => return Err(Problem::unauthorized("this route needs a bearer token")),
                 Some(a) if !a.role.allows(role) => {
-                    return Err(Problem::forbidden(format!("this route needs the {role} role; the token is {}", a.role)))
+                    return Err(Problem::forbidden(format!(
+                        "this route needs the {role} role; the token is {}",
+                        a.role
+                    )))
                 }
                 Some(_) => {}
             }
@@ -117,7 +138,15 @@ fn must(actor: Option<Actor>) -> Result<Actor, Problem> {
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "response did not serialize");
             Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -142,17 +171,24 @@ fn registration_id(s: &str) -> Result<RegistrationId, Problem> {
     RegistrationId::parse(s).ok_or_else(|| Problem::not_found("registration"))
 }
 
-fn list_query(q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<ListQuery, Problem> {
-    q.map(|Query(q)| q).map_err(|e| Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())]))
+fn list_query(
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<ListQuery, Problem> {
+    q.map(|Query(q)| q)
+        .map_err(|e| Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())]))
 }
 
 // ----- idempotency -----
 
 /// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     match v.to_str() {
-        Ok(s) if (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(s.to_string())),
+        Ok(s) if (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(s.to_string()))
+        }
         _ => Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_idempotency_key",
@@ -183,17 +219,23 @@ fn render_created<T: Serialize>(r: &app::Result<T>) -> Replay {
         },
         Err(e) => {
             let p = Problem::from_app(e);
-            Replay { status: p.status, content_type: super::problem::CONTENT_TYPE.into(), body: p.to_bytes() }
+            Replay {
+                status: p.status,
+                content_type: super::problem::CONTENT_TYPE.into(),
+                body: p.to_bytes(),
+            }
         }
     }
 }
 
 fn replay_response(r: Replay, replayed: bool) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let ct = HeaderValue::from_str(&r.content_type).unwrap_or(HeaderValue::from_static("application/json"));
+    let ct = HeaderValue::from_str(&r.content_type)
+        .unwrap_or(HeaderValue::from_static("application/json"));
     let mut resp = (status, [(header::CONTENT_TYPE, ct)], r.body).into_response();
     if replayed {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
 }
@@ -211,7 +253,11 @@ fn idempotent<T: Serialize>(
         let r = op(None)?;
         return Ok(replay_response(render(&Ok(r)), false));
     };
-    match app.idem_begin(IdemKey { token_seq, key, fingerprint })? {
+    match app.idem_begin(IdemKey {
+        token_seq,
+        key,
+        fingerprint,
+    })? {
         IdemStart::Replay(r) => Ok(replay_response(r, true)),
         IdemStart::Mismatch => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -232,7 +278,10 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
     let db = tokio::task::spawn_blocking(move || app.check_readable()).await;
     match db {
-        Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({"status": "ok", "checks": {"database": "ok"}})),
+        Ok(Ok(())) => json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "checks": {"database": "ok"}}),
+        ),
         Ok(Err(e)) => json(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "failing", "checks": {"database": e.to_string()}}),
@@ -242,7 +291,13 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
 }
 
 pub async fn fallback() -> Response {
-    Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route").into_response()
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not found",
+        "no such route",
+    )
+    .into_response()
 }
 
 // ----- events -----
@@ -271,7 +326,10 @@ pub async fn list_events(
 }
 
 pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
-    let r = call(&ctx, caller, None, move |app, actor| Ok(app.get_event(event_id(&id)?, staff(&actor))?)).await;
+    let r = call(&ctx, caller, None, move |app, actor| {
+        Ok(app.get_event(event_id(&id)?, staff(&actor))?)
+    })
+    .await;
     respond(StatusCode::OK, r)
 }
 
@@ -284,7 +342,12 @@ pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, body: Bytes) -
     respond(StatusCode::CREATED, r)
 }
 
-pub async fn update_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn update_event(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let id = event_id(&id)?;
         let patch = wire::parse::<wire::PatchEvent>(&body)?.into_domain()?;
@@ -294,7 +357,11 @@ pub async fn update_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path
     respond(StatusCode::OK, r)
 }
 
-pub async fn publish_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+pub async fn publish_event(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         Ok(app.publish_event(&must(actor)?, event_id(&id)?)?)
     })
@@ -302,7 +369,11 @@ pub async fn publish_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Pat
     respond(StatusCode::OK, r)
 }
 
-pub async fn cancel_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
+pub async fn cancel_event(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         Ok(app.cancel_event(&must(actor)?, event_id(&id)?)?)
     })
@@ -343,7 +414,10 @@ pub async fn waitlist(
     let r = call(&ctx, caller, Some(Role::Operator), move |app, _| {
         let q = list_query(q)?;
         if q.status.is_some() {
-            return Err(Problem::invalid(vec![crate::domain::FieldError::new("status", "the waitlist has no status filter")]));
+            return Err(Problem::invalid(vec![crate::domain::FieldError::new(
+                "status",
+                "the waitlist has no status filter",
+            )]));
         }
         Ok(app.waitlist(event_id(&id)?, &q.page()?)?)
     })
@@ -368,7 +442,9 @@ pub async fn register(
         let actor = must(actor)?;
         let event = event_id(&id)?;
         let attendee = wire::parse::<wire::CreateRegistration>(&body)?.attendee_id()?;
-        idempotent(app, &actor, key, fp, |idem| app.register(event, attendee, idem))
+        idempotent(app, &actor, key, fp, |idem| {
+            app.register(event, attendee, idem)
+        })
     })
     .await;
     r.unwrap_or_else(IntoResponse::into_response)
@@ -376,7 +452,13 @@ pub async fn register(
 
 // ----- attendees -----
 
-pub async fn create_attendee(State(ctx): State<Ctx>, caller: Caller, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create_attendee(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
         Err(p) => return p.into_response(),
@@ -391,8 +473,15 @@ pub async fn create_attendee(State(ctx): State<Ctx>, caller: Caller, uri: Uri, h
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn get_attendee(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.get_attendee(attendee_id(&id)?)?)).await;
+pub async fn get_attendee(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.get_attendee(attendee_id(&id)?)?)
+    })
+    .await;
     respond(StatusCode::OK, r)
 }
 
@@ -405,7 +494,10 @@ pub async fn attendee_tickets(
     let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
         let q = list_query(q)?;
         if q.status.is_some() {
-            return Err(Problem::invalid(vec![crate::domain::FieldError::new("status", "tickets have no status filter")]));
+            return Err(Problem::invalid(vec![crate::domain::FieldError::new(
+                "status",
+                "tickets have no status filter",
+            )]));
         }
         Ok(app.attendee_tickets(attendee_id(&id)?, &q.page()?)?)
     })
@@ -415,18 +507,34 @@ pub async fn attendee_tickets(
 
 // ----- registrations -----
 
-pub async fn get_registration(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.get_registration(registration_id(&id)?)?)).await;
+pub async fn get_registration(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.get_registration(registration_id(&id)?)?)
+    })
+    .await;
     respond(StatusCode::OK, r)
 }
 
 pub async fn position(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.position(registration_id(&id)?)?)).await;
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.position(registration_id(&id)?)?)
+    })
+    .await;
     respond(StatusCode::OK, r)
 }
 
-pub async fn cancel_registration(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
-    let r =
-        call(&ctx, caller, Some(Role::Kiosk), move |app, _| Ok(app.cancel_registration(registration_id(&id)?)?)).await;
+pub async fn cancel_registration(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.cancel_registration(registration_id(&id)?)?)
+    })
+    .await;
     respond(StatusCode::OK, r)
 }

@@ -43,27 +43,48 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         .route("/api/v1/events/{id}", get(get_event).patch(update_event))
         .route("/api/v1/events/{id}/publish", post(publish_event))
         .route("/api/v1/events/{id}/cancel", post(cancel_event))
-        .route("/api/v1/events/{id}/registrations", get(event_registrations).post(register))
+        .route(
+            "/api/v1/events/{id}/registrations",
+            get(event_registrations).post(register),
+        )
         .route("/api/v1/events/{id}/waitlist", get(waitlist))
         .route("/api/v1/attendees", post(create_attendee))
         .route("/api/v1/attendees/{id}", get(get_attendee))
         .route("/api/v1/attendees/{id}/tickets", get(attendee_tickets))
         .route("/api/v1/registrations/{id}", get(get_registration))
         .route("/api/v1/registrations/{id}/position", get(position))
-        .route("/api/v1/registrations/{id}/cancel", post(cancel_registration))
+        .route(
+            "/api/v1/registrations/{id}/cancel",
+            post(cancel_registration),
+        )
         .fallback(fallback)
         .with_state(Ctx { app });
 
     // Listed innermost first: each `.layer` wraps everything above it.
-    let limits = Arc::new(Limits { max_body: cfg.max_body_bytes });
+    let limits = Arc::new(Limits {
+        max_body: cfg.max_body_bytes,
+    });
     routes
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(middleware::from_fn_with_state(limits, guard_body))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(cfg.body_read_timeout_secs)))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(cfg.request_timeout_secs)))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            cfg.body_read_timeout_secs,
+        )))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ))
         .layer(middleware::from_fn(frame))
-        .layer(CompressionLayer::new().gzip(cfg.gzip).no_br().no_deflate().no_zstd())
-        .layer(CatchPanicLayer::custom(|_| Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()))
+        .layer(
+            CompressionLayer::new()
+                .gzip(cfg.gzip)
+                .no_br()
+                .no_deflate()
+                .no_zstd(),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }))
 }
 
 struct Limits {
@@ -81,8 +102,12 @@ async fn guard_body(State(limits): State<Arc<Limits>>, req: Request, next: Next)
     if announced.is_some_and(|n| n > limits.max_body as u64) {
         return Problem::payload_too_large(limits.max_body).into_response();
     }
-    let has_body = announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
-    let is_write = matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
+    let has_body =
+        announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let is_write = matches!(
+        *req.method(),
+        Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+    );
     if is_write && has_body {
         let json = req
             .headers()
@@ -107,7 +132,11 @@ fn request_id(req: &Request) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|s| (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|s| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
@@ -118,7 +147,10 @@ async fn frame(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
 
@@ -140,8 +172,14 @@ async fn frame(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert("x-request-id", v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.remove(header::SERVER);
@@ -155,4 +193,3 @@ async fn frame(mut req: Request, next: Next) -> Response {
     }
     resp
 }
-

@@ -10,8 +10,12 @@ use crate::domain::FieldError;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// A problem document; boxed, so the `Err` side of handler results stays one pointer wide.
+#[derive(Debug, Clone)]
+pub struct Problem(Box<Doc>);
+
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+pub struct Doc {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -25,8 +29,13 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, title: &str, detail: impl Into<String>) -> Self {
-        Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self(Box::new(Doc {
             kind: format!("urn:boxoffice:problem:{code}"),
             title: title.to_string(),
             status: status.as_u16(),
@@ -34,30 +43,59 @@ impl Problem {
             code,
             errors: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 
     pub fn invalid(errors: Vec<FieldError>) -> Self {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Invalid input", detail);
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Invalid input",
+            detail,
+        );
         p.errors = errors;
         p
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", format!("no such {what}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not found",
+            format!("no such {what}"),
+        )
     }
 
     pub fn unauthorized(detail: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed for this token", detail)
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not allowed for this token",
+            detail,
+        )
     }
 
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "Malformed JSON",
+            detail,
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -72,15 +110,43 @@ impl Problem {
     /// A status answered by the framework or a layer (405, 408, ...), given a document after the fact.
     pub fn for_status(status: StatusCode) -> Self {
         let (code, title, detail) = match status.as_u16() {
-            400 => ("bad_request", "Bad request", "the request could not be understood"),
+            400 => (
+                "bad_request",
+                "Bad request",
+                "the request could not be understood",
+            ),
             404 => ("not_found", "Not found", "no such resource"),
-            405 => ("method_not_allowed", "Method not allowed", "this resource does not support this method"),
-            408 => ("request_timeout", "Request timeout", "the request took too long to arrive or to answer"),
-            413 => ("payload_too_large", "Request body too large", "the request body is over the limit"),
-            415 => ("unsupported_media_type", "Unsupported media type", "send the body as application/json"),
-            431 => ("headers_too_large", "Request headers too large", "the request headers are over the limit"),
+            405 => (
+                "method_not_allowed",
+                "Method not allowed",
+                "this resource does not support this method",
+            ),
+            408 => (
+                "request_timeout",
+                "Request timeout",
+                "the request took too long to arrive or to answer",
+            ),
+            413 => (
+                "payload_too_large",
+                "Request body too large",
+                "the request body is over the limit",
+            ),
+            415 => (
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send the body as application/json",
+            ),
+            431 => (
+                "headers_too_large",
+                "Request headers too large",
+                "the request headers are over the limit",
+            ),
             503 => ("unavailable", "Service unavailable", "try again shortly"),
-            s if s >= 500 => ("internal", "Internal error", "the request failed inside boxoffice; it has been logged"),
+            s if s >= 500 => (
+                "internal",
+                "Internal error",
+                "the request failed inside boxoffice; it has been logged",
+            ),
             _ => ("error", "Error", "the request failed"),
         };
         Self::new(status, code, title, detail)
@@ -90,7 +156,12 @@ impl Problem {
         match e {
             Error::Invalid(errors) => Self::invalid(errors.clone()),
             Error::NotFound(what) => Self::not_found(what),
-            Error::Conflict { kind, detail } => Self::new(StatusCode::CONFLICT, kind.code(), kind.title(), detail.clone()),
+            Error::Conflict { kind, detail } => Self::new(
+                StatusCode::CONFLICT,
+                kind.code(),
+                kind.title(),
+                detail.clone(),
+            ),
             Error::Unavailable(_) => {
                 let mut p = Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -110,7 +181,20 @@ impl Problem {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a problem document always serializes")
+        serde_json::to_vec(&*self.0).expect("a problem document always serializes")
+    }
+}
+
+impl std::ops::Deref for Problem {
+    type Target = Doc;
+    fn deref(&self) -> &Doc {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut Doc {
+        &mut self.0
     }
 }
 

@@ -65,7 +65,9 @@ pub async fn serve(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tokio::spawn(async move {
                 let mut stream = stream;
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY))
+                        .await;
             });
             continue;
         };
@@ -94,7 +96,11 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
-    let drained = tokio::time::timeout(Duration::from_secs(cfg.shutdown_grace_secs), slots.acquire_many(all)).await;
+    let drained = tokio::time::timeout(
+        Duration::from_secs(cfg.shutdown_grace_secs),
+        slots.acquire_many(all),
+    )
+    .await;
     if drained.is_err() {
         tracing::warn!("shutdown grace period over; closing the remaining connections");
     }

@@ -21,7 +21,9 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
                 let msg = e.to_string();
                 Problem::invalid(vec![FieldError::new("body", msg)])
             }
-            Category::Syntax | Category::Eof | Category::Io => Problem::malformed_json(e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                Problem::malformed_json(e.to_string())
+            }
         }
     })
 }
@@ -110,7 +112,8 @@ pub struct CreateAttendee {
 
 impl CreateAttendee {
     pub fn into_domain(self) -> Result<domain::NewAttendee, Problem> {
-        domain::NewAttendee::parse(&self.name, Some(&self.email), self.phone.as_deref(), true).map_err(Problem::invalid)
+        domain::NewAttendee::parse(&self.name, Some(&self.email), self.phone.as_deref(), true)
+            .map_err(Problem::invalid)
     }
 }
 
@@ -122,8 +125,12 @@ pub struct CreateRegistration {
 
 impl CreateRegistration {
     pub fn attendee_id(&self) -> Result<domain::AttendeeId, Problem> {
-        domain::AttendeeId::parse(&self.attendee_id)
-            .ok_or_else(|| Problem::invalid(vec![FieldError::new("attendee_id", "must be an attendee id")]))
+        domain::AttendeeId::parse(&self.attendee_id).ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "attendee_id",
+                "must be an attendee id",
+            )])
+        })
     }
 }
 
@@ -153,6 +160,9 @@ impl ListQuery {
                 }
             },
         };
-        Ok(crate::app::PageRequest { after: self.after.clone(), limit })
+        Ok(crate::app::PageRequest {
+            after: self.after.clone(),
+            limit,
+        })
     }
 }

@@ -21,7 +21,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Attendee> {
 }
 
 /// Inserts; a taken email surfaces as a unique violation (see `StoreError::is_unique_violation`).
-pub fn insert(tx: &Tx<'_>, id: AttendeeId, a: &NewAttendee, now: i64) -> Result<Attendee, StoreError> {
+pub fn insert(
+    tx: &Tx<'_>,
+    id: AttendeeId,
+    a: &NewAttendee,
+    now: i64,
+) -> Result<Attendee, StoreError> {
     let mut st = tx.prepare_cached(
         "INSERT INTO attendees (id, name, email, email_key, phone, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;

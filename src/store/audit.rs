@@ -20,6 +20,14 @@ pub fn record(tx: &Tx<'_>, e: &Entry<'_>, now: i64) -> Result<(), StoreError> {
         "INSERT INTO audit (at, actor, action, target, remote_addr, request_id, detail) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![now, e.actor, e.action, e.target, e.remote_addr, e.request_id, e.detail])?;
+    .execute(params![
+        now,
+        e.actor,
+        e.action,
+        e.target,
+        e.remote_addr,
+        e.request_id,
+        e.detail
+    ])?;
     Ok(())
 }

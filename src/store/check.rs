@@ -79,16 +79,26 @@ const CHECKS: &[(&str, &str)] = &[
 pub fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
     let integrity: String = conn.query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))?;
     let mut violations = Vec::new();
-    let fk_errors: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+    let fk_errors: i64 =
+        conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })?;
     if fk_errors > 0 {
         violations.push(format!("foreign keys: {fk_errors} rows point at nothing"));
     }
     for (name, sql) in CHECKS {
         let mut st = conn.prepare(sql)?;
-        let lines = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let lines = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         violations.extend(lines.into_iter().map(|l| format!("{name}: {l}")));
     }
     let events = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
     let registrations = conn.query_row("SELECT COUNT(*) FROM registrations", [], |r| r.get(0))?;
-    Ok(CheckReport { integrity, events, registrations, violations })
+    Ok(CheckReport {
+        integrity,
+        events,
+        registrations,
+        violations,
+    })
 }

@@ -21,10 +21,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         description: r.get(4)?,
         starts_at: ts(r.get(5)?),
         ends_at: ts_opt(r.get(6)?),
-        capacity: decode("capacity", &capacity.to_string(), |_| Capacity::parse(capacity).ok())?,
+        capacity: decode("capacity", &capacity.to_string(), |_| {
+            Capacity::parse(capacity).ok()
+        })?,
         status: decode("event status", &status, EventStatus::parse)?,
         waitlist_enabled: r.get(9)?,
-        promotion: decode("promotion", &promotion, |p| (p == "direct").then_some(Promotion::Direct))?,
+        promotion: decode("promotion", &promotion, |p| {
+            (p == "direct").then_some(Promotion::Direct)
+        })?,
         confirmed: r.get(11)?,
         offered: r.get(12)?,
         waitlisted: r.get(13)?,
@@ -121,7 +125,9 @@ pub fn list(
         let mut st = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM events WHERE (starts_at, seq) > (?1, ?2) ORDER BY starts_at, seq LIMIT ?3"
         ))?;
-        let rows = st.query_map(params![a_start, a_seq, limit], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map(params![a_start, a_seq, limit], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         rows
     } else {
         // One keyset scan per status, merged: each uses the (status, starts_at, seq) index.

@@ -20,8 +20,8 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-pub use writer::{CommitHook, CommitReport, Tx};
 use writer::Writer;
+pub use writer::{CommitHook, CommitReport, Tx};
 
 /// The schema this build writes; files with a higher `user_version` are refused.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -33,7 +33,9 @@ pub enum StoreError {
     Sqlite(Arc<rusqlite::Error>),
     #[error("reader pool: {0}")]
     Pool(String),
-    #[error("the database file has schema version {found}, newer than this build's {SCHEMA_VERSION}")]
+    #[error(
+        "the database file has schema version {found}, newer than this build's {SCHEMA_VERSION}"
+    )]
     SchemaTooNew { found: i64 },
     #[error("the writer has stopped")]
     WriterStopped,
@@ -65,7 +67,15 @@ impl StoreError {
         match self {
             Self::Sqlite(e) => matches!(
                 e.sqlite_error_code(),
-                Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked | OutOfMemory)
+                Some(
+                    DiskFull
+                        | ReadOnly
+                        | SystemIoFailure
+                        | CannotOpen
+                        | DatabaseBusy
+                        | DatabaseLocked
+                        | OutOfMemory
+                )
             ),
             Self::Pool(_) | Self::WriterStopped | Self::TransactionLost => true,
             Self::SchemaTooNew { .. } | Self::CommandPanicked | Self::Corrupt(_) => false,
@@ -96,7 +106,12 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { readers: 8, max_batch: 256, queue: 4096, busy_timeout: Duration::from_secs(5) }
+        Self {
+            readers: 8,
+            max_batch: 256,
+            queue: 4096,
+            busy_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -116,7 +131,9 @@ enum Role {
 /// Pragmas for every connection, in one place. The writer syncs fully (I6); readers cannot write.
 fn configure(conn: &Connection, role: Role, busy: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(busy)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;")?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
+    )?;
     match role {
         Role::Writer => conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;",
@@ -130,7 +147,9 @@ impl Store {
     pub fn open(path: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&conn, Role::Writer, opts.busy_timeout)?;
         migrate(&conn)?;
@@ -145,7 +164,12 @@ impl Store {
             .build(manager)?;
         let hooks: Arc<Mutex<Vec<CommitHook>>> = Arc::default();
         let writer = Writer::spawn(conn, opts.max_batch, opts.queue, hooks.clone());
-        Ok(Self { path: path.to_path_buf(), readers, writer, hooks })
+        Ok(Self {
+            path: path.to_path_buf(),
+            readers,
+            writer,
+            hooks,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -154,11 +178,17 @@ impl Store {
 
     /// Called after every group commit, on the writer thread, before the next group starts.
     pub fn on_commit(&self, hook: CommitHook) {
-        self.hooks.lock().unwrap_or_else(|p| p.into_inner()).push(hook);
+        self.hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     /// Runs `f` on a pooled read-only connection.
-    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let conn = self.readers.get().map_err(StoreError::from)?;
         f(&conn)
     }
@@ -245,7 +275,11 @@ pub(crate) fn ts_opt(ms: Option<i64>) -> Option<crate::domain::Timestamp> {
 }
 
 /// Turns stored text back into a domain value, or reports the row as corrupt.
-pub(crate) fn decode<T>(what: &str, raw: &str, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
+pub(crate) fn decode<T>(
+    what: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
     parse(raw).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             0,

@@ -60,7 +60,7 @@ pub fn for_aggregate(conn: &Connection, aggregate_id: &str) -> Result<Vec<Messag
 
 /// Pending messages and the age of the oldest, for health and metrics.
 pub fn pending_summary(conn: &Connection) -> Result<(i64, Option<i64>), StoreError> {
-    let mut st =
-        conn.prepare_cached("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'")?;
+    let mut st = conn
+        .prepare_cached("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'")?;
     Ok(st.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }

@@ -18,7 +18,6 @@ pub struct RegRow {
     pub event_seq: i64,
 }
 
-
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RegRow> {
     let id: String = r.get(1)?;
     let event_id: String = r.get(2)?;
@@ -97,7 +96,11 @@ pub fn position(conn: &Connection, event_seq: i64, seq: i64) -> Result<i64, Stor
 }
 
 /// Whether the attendee already holds an active registration for the event (I2).
-pub fn has_active(conn: &Connection, event_seq: i64, attendee_seq: i64) -> Result<bool, StoreError> {
+pub fn has_active(
+    conn: &Connection,
+    event_seq: i64,
+    attendee_seq: i64,
+) -> Result<bool, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT 1 FROM registrations WHERE event_seq = ?1 AND attendee_seq = ?2 \
          AND status IN ('confirmed', 'waitlisted', 'offered')",
@@ -110,7 +113,9 @@ pub fn waitlist_heads(conn: &Connection, event_seq: i64, n: i64) -> Result<Vec<i
     let mut st = conn.prepare_cached(
         "SELECT seq FROM registrations WHERE event_seq = ?1 AND status = 'waitlisted' ORDER BY seq LIMIT ?2",
     )?;
-    let seqs = st.query_map(params![event_seq, n], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+    let seqs = st
+        .query_map(params![event_seq, n], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(seqs)
 }
 
@@ -134,7 +139,10 @@ pub fn cancel(tx: &Tx<'_>, seq: i64, now: i64) -> Result<(), StoreError> {
 }
 
 /// Every active registration of an event (to cancel them with the event).
-pub fn active_of_event(conn: &Connection, event_seq: i64) -> Result<Vec<(i64, RegStatus)>, StoreError> {
+pub fn active_of_event(
+    conn: &Connection,
+    event_seq: i64,
+) -> Result<Vec<(i64, RegStatus)>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT seq, status FROM registrations WHERE event_seq = ?1 \
          AND status IN ('confirmed', 'waitlisted', 'offered') ORDER BY seq",
@@ -142,7 +150,10 @@ pub fn active_of_event(conn: &Connection, event_seq: i64) -> Result<Vec<(i64, Re
     let rows = st
         .query_map([event_seq], |r| {
             let s: String = r.get(1)?;
-            Ok((r.get(0)?, decode("registration status", &s, RegStatus::parse)?))
+            Ok((
+                r.get(0)?,
+                decode("registration status", &s, RegStatus::parse)?,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
@@ -171,8 +182,9 @@ pub fn list_for_event(
             let mut st = conn.prepare_cached(&format!(
                 "{SELECT} WHERE r.event_seq = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3"
             ))?;
-            let rows =
-                st.query_map(params![event_seq, after_seq, limit], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map(params![event_seq, after_seq, limit], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             rows
         }
     };
@@ -181,7 +193,10 @@ pub fn list_for_event(
 
 /// Positions for a page in join order: one count for the first waitlisted row, then +1 for each next
 /// one, since every waitlisted row between them is on the page too.
-fn number_waitlisted(conn: &Connection, rows: Vec<RegRow>) -> Result<Vec<Registration>, StoreError> {
+fn number_waitlisted(
+    conn: &Connection,
+    rows: Vec<RegRow>,
+) -> Result<Vec<Registration>, StoreError> {
     let mut next: Option<i64> = None;
     let mut out = Vec::with_capacity(rows.len());
     for mut row in rows {
@@ -206,9 +221,13 @@ pub fn list_for_attendee(
     limit: usize,
 ) -> Result<Vec<Registration>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut st =
-        conn.prepare_cached(&format!("{SELECT} WHERE r.attendee_seq = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3"))?;
-    let rows =
-        st.query_map(params![attendee_seq, after_seq, limit], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(|row| with_position(conn, row)).collect()
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT} WHERE r.attendee_seq = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3"
+    ))?;
+    let rows = st
+        .query_map(params![attendee_seq, after_seq, limit], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|row| with_position(conn, row))
+        .collect()
 }

@@ -32,24 +32,47 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
 }
 
 /// Inserts; an active token with the same name surfaces as a unique violation.
-pub fn insert(tx: &Tx<'_>, id: TokenId, name: &str, role: Role, secret_hash: &str, now: i64) -> Result<Token, StoreError> {
+pub fn insert(
+    tx: &Tx<'_>,
+    id: TokenId,
+    name: &str,
+    role: Role,
+    secret_hash: &str,
+    now: i64,
+) -> Result<Token, StoreError> {
     tx.prepare_cached(
         "INSERT INTO tokens (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![id.to_string(), name, role.as_str(), secret_hash, now])?;
-    Ok(Token { seq: tx.last_insert_rowid(), id, name: name.to_string(), role, created_at: ts(now), revoked_at: None })
+    .execute(params![
+        id.to_string(),
+        name,
+        role.as_str(),
+        secret_hash,
+        now
+    ])?;
+    Ok(Token {
+        seq: tx.last_insert_rowid(),
+        id,
+        name: name.to_string(),
+        role,
+        created_at: ts(now),
+        revoked_at: None,
+    })
 }
 
 /// The active token whose secret hashes to `secret_hash`.
 pub fn find_active(conn: &Connection, secret_hash: &str) -> Result<Option<Token>, StoreError> {
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {COLS} FROM tokens WHERE secret_hash = ?1 AND revoked_at IS NULL"))?;
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM tokens WHERE secret_hash = ?1 AND revoked_at IS NULL"
+    ))?;
     Ok(st.query_row([secret_hash], from_row).optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Token>, StoreError> {
     let mut st = conn.prepare_cached(&format!("SELECT {COLS} FROM tokens ORDER BY seq"))?;
-    let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -61,12 +84,19 @@ pub fn revoke(tx: &Tx<'_>, name_or_id: &str, now: i64) -> Result<Option<Token>, 
         ))?;
         st.query_row([name_or_id], from_row).optional()?
     };
-    let Some(mut token) = found else { return Ok(None) };
-    tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE seq = ?1")?.execute(params![token.seq, now])?;
+    let Some(mut token) = found else {
+        return Ok(None);
+    };
+    tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE seq = ?1")?
+        .execute(params![token.seq, now])?;
     token.revoked_at = Some(ts(now));
     Ok(Some(token))
 }
 
 pub fn count_active(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL", [], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
 }

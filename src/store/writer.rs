@@ -26,25 +26,36 @@ pub struct Tx<'c> {
 
 impl<'c> Tx<'c> {
     fn new(conn: &'c Connection) -> Self {
-        Self { conn, depth: Cell::new(0), outbox_rows: Cell::new(0) }
+        Self {
+            conn,
+            depth: Cell::new(0),
+            outbox_rows: Cell::new(0),
+        }
     }
 
     /// Runs `f` in a nested savepoint: on `Err` (or a panic) everything `f` wrote is rolled back and the
     /// rest of the transaction is untouched.
-    pub fn savepoint<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'c>) -> Result<T, E>) -> Result<T, E> {
+    pub fn savepoint<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Tx<'c>) -> Result<T, E>,
+    ) -> Result<T, E> {
         if self.conn.is_autocommit() {
             // The transaction is gone; a SAVEPOINT now would open a new one and commit on RELEASE.
             return Err(StoreError::TransactionLost.into());
         }
         let name = format!("sp{}", self.depth.get());
-        self.conn.execute_batch(&format!("SAVEPOINT {name}")).map_err(StoreError::from)?;
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {name}"))
+            .map_err(StoreError::from)?;
         self.depth.set(self.depth.get() + 1);
         let outbox_before = self.outbox_rows.get();
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
         self.depth.set(self.depth.get() - 1);
         match result {
             Ok(Ok(v)) => {
-                self.conn.execute_batch(&format!("RELEASE {name}")).map_err(StoreError::from)?;
+                self.conn
+                    .execute_batch(&format!("RELEASE {name}"))
+                    .map_err(StoreError::from)?;
                 Ok(v)
             }
             Ok(Err(e)) => {
@@ -60,7 +71,8 @@ impl<'c> Tx<'c> {
 
     fn rollback_to(&self, name: &str, outbox_before: u64) -> Result<(), StoreError> {
         self.outbox_rows.set(outbox_before);
-        self.conn.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+        self.conn
+            .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
         Ok(())
     }
 
@@ -100,13 +112,21 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(conn: Connection, max_batch: usize, queue: usize, hooks: Arc<Mutex<Vec<CommitHook>>>) -> Self {
+    pub(super) fn spawn(
+        conn: Connection,
+        max_batch: usize,
+        queue: usize,
+        hooks: Arc<Mutex<Vec<CommitHook>>>,
+    ) -> Self {
         let (sender, receiver) = sync_channel::<Job>(queue.max(1));
         let handle = std::thread::Builder::new()
             .name("boxoffice-writer".into())
             .spawn(move || run(conn, receiver, max_batch.max(1), hooks))
             .expect("the OS can start one thread at open");
-        Self { sender: Mutex::new(Some(sender)), handle: Mutex::new(Some(handle)) }
+        Self {
+            sender: Mutex::new(Some(sender)),
+            handle: Mutex::new(Some(handle)),
+        }
     }
 
     /// Queues `f` and blocks until its group has committed (or failed). Call it off the async runtime.
@@ -129,11 +149,19 @@ impl Writer {
                 let _ = answer.send(out);
             })
         });
-        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(sender) = sender else { return Err(StoreError::WriterStopped.into()) };
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(sender) = sender else {
+            return Err(StoreError::WriterStopped.into());
+        };
         match sender.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(job)) => sender.send(job).map_err(|_| StoreError::WriterStopped)?,
+            Err(TrySendError::Full(job)) => {
+                sender.send(job).map_err(|_| StoreError::WriterStopped)?
+            }
             Err(TrySendError::Disconnected(_)) => return Err(StoreError::WriterStopped.into()),
         }
         answered.recv().map_err(|_| StoreError::WriterStopped)?
@@ -148,7 +176,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, receiver: Receiver<Job>, max_batch: usize, hooks: Arc<Mutex<Vec<CommitHook>>>) {
+fn run(
+    conn: Connection,
+    receiver: Receiver<Job>,
+    max_batch: usize,
+    hooks: Arc<Mutex<Vec<CommitHook>>>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
     // Blocks while idle; ends when every sender is gone and the queue is drained.
@@ -203,7 +236,12 @@ fn run(conn: Connection, receiver: Receiver<Job>, max_batch: usize, hooks: Arc<M
         for job in batch.drain(..) {
             replies.push(job(None));
         }
-        let report = CommitReport { commands, outbox_rows, duration: started.elapsed(), ok: outcome.is_ok() };
+        let report = CommitReport {
+            commands,
+            outbox_rows,
+            duration: started.elapsed(),
+            ok: outcome.is_ok(),
+        };
         for reply in replies.drain(..) {
             reply(outcome.as_ref().map(|_| ()));
         }

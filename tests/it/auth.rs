@@ -15,14 +15,22 @@ struct Route {
 }
 
 fn route(method: &'static str, path: String, need: Option<Role>, body: Option<Value>) -> Route {
-    Route { method, path, need, body }
+    Route {
+        method,
+        path,
+        need,
+        body,
+    }
 }
 
 /// Fresh resources for one route call, so that each call can succeed on its own.
 async fn fixtures(t: &TestApp, n: usize) -> (String, String, String) {
     let event = t.published_event(5).await;
     let attendee = t.attendee(n).await;
-    let reg = t.register(&event, &attendee).await.json()["id"].as_str().expect("id").to_string();
+    let reg = t.register(&event, &attendee).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     (event, attendee, reg)
 }
 
@@ -45,24 +53,66 @@ async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
             "POST",
             "/api/v1/events".into(),
             Some(Role::Admin),
-            Some(json!({"name": "New", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1})),
+            Some(
+                json!({"name": "New", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1}),
+            ),
         ),
-        route("PATCH", e(""), Some(Role::Admin), Some(json!({"name": "Renamed"}))),
-        route("POST", format!("/api/v1/events/{draft}/publish"), Some(Role::Admin), None),
+        route(
+            "PATCH",
+            e(""),
+            Some(Role::Admin),
+            Some(json!({"name": "Renamed"})),
+        ),
+        route(
+            "POST",
+            format!("/api/v1/events/{draft}/publish"),
+            Some(Role::Admin),
+            None,
+        ),
         route("GET", e("/registrations"), Some(Role::Operator), None),
         route("GET", e("/waitlist"), Some(Role::Operator), None),
-        route("POST", e("/registrations"), Some(Role::Kiosk), Some(json!({"attendee_id": other}))),
+        route(
+            "POST",
+            e("/registrations"),
+            Some(Role::Kiosk),
+            Some(json!({"attendee_id": other})),
+        ),
         route(
             "POST",
             "/api/v1/attendees".into(),
             Some(Role::Kiosk),
             Some(json!({"name": "X", "email": format!("x{n}@example.org")})),
         ),
-        route("GET", format!("/api/v1/attendees/{attendee}"), Some(Role::Kiosk), None),
-        route("GET", format!("/api/v1/attendees/{attendee}/tickets"), Some(Role::Kiosk), None),
-        route("GET", format!("/api/v1/registrations/{reg}"), Some(Role::Kiosk), None),
-        route("GET", format!("/api/v1/registrations/{reg}/position"), Some(Role::Kiosk), None),
-        route("POST", format!("/api/v1/registrations/{reg}/cancel"), Some(Role::Kiosk), None),
+        route(
+            "GET",
+            format!("/api/v1/attendees/{attendee}"),
+            Some(Role::Kiosk),
+            None,
+        ),
+        route(
+            "GET",
+            format!("/api/v1/attendees/{attendee}/tickets"),
+            Some(Role::Kiosk),
+            None,
+        ),
+        route(
+            "GET",
+            format!("/api/v1/registrations/{reg}"),
+            Some(Role::Kiosk),
+            None,
+        ),
+        route(
+            "GET",
+            format!("/api/v1/registrations/{reg}/position"),
+            Some(Role::Kiosk),
+            None,
+        ),
+        route(
+            "POST",
+            format!("/api/v1/registrations/{reg}/cancel"),
+            Some(Role::Kiosk),
+            None,
+        ),
         // Last: it cancels the event the others use.
         route("POST", e("/cancel"), Some(Role::Admin), None),
     ]
@@ -99,8 +149,14 @@ async fn every_route_needs_its_role() {
     }
     // Without a token, with an unknown token, with a malformed header: 401 everywhere a role is needed.
     for r in routes(&t, 9).await {
-        for auth in [None, Some("Bearer bo_not_a_real_token"), Some("Basic YWRtaW46YWRtaW4=")] {
-            let mut req = t.client.request(r.method.parse().expect("method"), t.url(&r.path));
+        for auth in [
+            None,
+            Some("Bearer bo_not_a_real_token"),
+            Some("Basic YWRtaW46YWRtaW4="),
+        ] {
+            let mut req = t
+                .client
+                .request(r.method.parse().expect("method"), t.url(&r.path));
             if let Some(a) = auth {
                 req = req.header("authorization", a);
             }
@@ -128,11 +184,28 @@ async fn revoked_tokens_stop_working() {
     let t = spawn_app();
     let kiosk = t.token(Role::Kiosk, "door");
     let event = t.published_event(1).await;
-    assert_eq!(t.get(&format!("/api/v1/events/{event}/registrations"), Some(&kiosk)).await.status, 403);
+    assert_eq!(
+        t.get(
+            &format!("/api/v1/events/{event}/registrations"),
+            Some(&kiosk)
+        )
+        .await
+        .status,
+        403
+    );
     let a = t.attendee(1).await;
-    assert_eq!(t.get(&format!("/api/v1/attendees/{a}"), Some(&kiosk)).await.status, 200);
-    t.app.revoke_token(&boxoffice::app::Actor::local("test"), "door").expect("revoke");
-    t.get(&format!("/api/v1/attendees/{a}"), Some(&kiosk)).await.assert_problem(401, "unauthorized");
+    assert_eq!(
+        t.get(&format!("/api/v1/attendees/{a}"), Some(&kiosk))
+            .await
+            .status,
+        200
+    );
+    t.app
+        .revoke_token(&boxoffice::app::Actor::local("test"), "door")
+        .expect("revoke");
+    t.get(&format!("/api/v1/attendees/{a}"), Some(&kiosk))
+        .await
+        .assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -150,13 +223,32 @@ async fn anonymous_callers_and_kiosks_never_see_drafts() {
         .to_string();
     for token in [None, Some(kiosk.as_str())] {
         let list = t.get("/api/v1/events", token).await.json();
-        let ids: Vec<_> = list["items"].as_array().expect("items").iter().map(|e| e["id"].clone()).collect();
+        let ids: Vec<_> = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect();
         assert_eq!(ids, [json!(published)]);
-        t.get(&format!("/api/v1/events/{draft}"), token).await.assert_problem(404, "not_found");
+        t.get(&format!("/api/v1/events/{draft}"), token)
+            .await
+            .assert_problem(404, "not_found");
         let filtered = t.get("/api/v1/events?status=draft", token).await.json();
-        assert_eq!(filtered["items"], json!([]), "a status filter cannot reveal drafts");
+        assert_eq!(
+            filtered["items"],
+            json!([]),
+            "a status filter cannot reveal drafts"
+        );
     }
-    assert_eq!(t.get(&format!("/api/v1/events/{draft}"), Some(&operator)).await.status, 200);
-    let drafts = t.get("/api/v1/events?status=draft", Some(&operator)).await.json();
+    assert_eq!(
+        t.get(&format!("/api/v1/events/{draft}"), Some(&operator))
+            .await
+            .status,
+        200
+    );
+    let drafts = t
+        .get("/api/v1/events?status=draft", Some(&operator))
+        .await
+        .json();
     assert_eq!(drafts["items"][0]["id"], json!(draft));
 }

@@ -12,7 +12,14 @@ async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().expect("dir");
     let mut server = Server::start(dir.path()).await;
     let token_file = dir.path().join("admin.token");
-    assert_eq!(std::fs::metadata(&token_file).expect("admin.token").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&token_file)
+            .expect("admin.token")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let token = server.admin_token();
     let client = reqwest::Client::new();
     let r = client
@@ -23,13 +30,25 @@ async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
         .await
         .expect("create");
     assert_eq!(r.status(), 201);
-    let id = r.json::<serde_json::Value>().await.expect("json")["id"].as_str().expect("id").to_string();
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
 
     let status = server.terminate();
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
     let server = Server::start(dir.path()).await;
-    assert_eq!(server.admin_token(), token, "the admin token is written on the first start only");
-    let r = client.get(server.url(&format!("/api/v1/events/{id}"))).bearer_auth(&token).send().await.expect("get");
+    assert_eq!(
+        server.admin_token(),
+        token,
+        "the admin token is written on the first start only"
+    );
+    let r = client
+        .get(server.url(&format!("/api/v1/events/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 200, "the event survived the restart");
 }
 
@@ -37,29 +56,58 @@ async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
 async fn token_commands_print_only_the_secret_and_revoke_works() {
     let dir = tempfile::tempdir().expect("dir");
     let server = Server::start(dir.path()).await;
-    let (code, out, err) = run_cli(&["token", "create", "--role", "operator", "--name", "door-1"], dir.path());
+    let (code, out, err) = run_cli(
+        &["token", "create", "--role", "operator", "--name", "door-1"],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 1, "stdout is the token and nothing else: {out:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "stdout is the token and nothing else: {out:?}"
+    );
     let secret = lines[0];
     assert!(secret.starts_with("bo_") && secret.len() > 30);
 
     let client = reqwest::Client::new();
-    let list = |t: &str| client.get(server.url("/api/v1/events?status=draft")).bearer_auth(t.to_string()).send();
-    assert_eq!(list(secret).await.expect("get").status(), 200, "the new operator token works on the running server");
+    let list = |t: &str| {
+        client
+            .get(server.url("/api/v1/events?status=draft"))
+            .bearer_auth(t.to_string())
+            .send()
+    };
+    assert_eq!(
+        list(secret).await.expect("get").status(),
+        200,
+        "the new operator token works on the running server"
+    );
 
     let (code, out, _) = run_cli(&["token", "list"], dir.path());
     assert_eq!(code, 0);
-    assert!(out.contains("door-1") && out.contains("operator") && !out.contains(secret), "{out}");
+    assert!(
+        out.contains("door-1") && out.contains("operator") && !out.contains(secret),
+        "{out}"
+    );
 
-    let (code, _, err) = run_cli(&["token", "create", "--role", "root", "--name", "x"], dir.path());
+    let (code, _, err) = run_cli(
+        &["token", "create", "--role", "root", "--name", "x"],
+        dir.path(),
+    );
     assert_ne!(code, 0, "an unknown role is refused: {err}");
-    let (code, _, _) = run_cli(&["token", "create", "--role", "kiosk", "--name", "door-1"], dir.path());
+    let (code, _, _) = run_cli(
+        &["token", "create", "--role", "kiosk", "--name", "door-1"],
+        dir.path(),
+    );
     assert_ne!(code, 0, "an active name is not given twice");
 
     let (code, _, err) = run_cli(&["token", "revoke", "door-1"], dir.path());
     assert_eq!(code, 0, "{err}");
-    assert_eq!(list(secret).await.expect("get").status(), 401, "a revoked token stops working at once");
+    assert_eq!(
+        list(secret).await.expect("get").status(),
+        401,
+        "a revoked token stops working at once"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +129,12 @@ async fn backup_while_serving_gives_a_file_that_passes_check() {
         .as_str()
         .expect("id")
         .to_string();
-    client.post(server.url(&format!("/api/v1/events/{event}/publish"))).bearer_auth(&token).send().await.expect("publish");
+    client
+        .post(server.url(&format!("/api/v1/events/{event}/publish")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("publish");
 
     // Registrations keep landing while the backup runs.
     let writer = tokio::spawn({
@@ -119,7 +172,13 @@ async fn backup_while_serving_gives_a_file_that_passes_check() {
     let (code, out, err) = run_cli(&["check"], copy_dir.path());
     assert_eq!(code, 0, "the backup passes check: {out} {err}");
     assert!(out.contains("integrity: ok"), "{out}");
-    let (code, _, _) = run_cli(&["backup", copy_dir.path().join("boxoffice.db").to_str().expect("p")], dir.path());
+    let (code, _, _) = run_cli(
+        &[
+            "backup",
+            copy_dir.path().join("boxoffice.db").to_str().expect("p"),
+        ],
+        dir.path(),
+    );
     assert_ne!(code, 0, "backup never overwrites a file");
 }
 
@@ -132,7 +191,9 @@ async fn check_exits_1_on_an_invariant_violation() {
     let event = client
         .post(server.url("/api/v1/events"))
         .bearer_auth(&token)
-        .json(&json!({"name": "C", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1}))
+        .json(
+            &json!({"name": "C", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1}),
+        )
         .send()
         .await
         .expect("create")
@@ -172,7 +233,9 @@ async fn check_exits_1_on_an_invariant_violation() {
     let (code, out, _) = run_cli(&["check", "--json"], dir.path());
     assert_eq!(code, 1);
     let report: serde_json::Value = serde_json::from_str(&out).expect("json report");
-    assert!(report["violations"].as_array().is_some_and(|v| !v.is_empty()));
+    assert!(report["violations"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty()));
 }
 
 #[tokio::test]
@@ -189,15 +252,38 @@ async fn bare_boxoffice_serves_demo_data_from_the_platform_data_dir() {
         .spawn()
         .expect("spawn");
     let dir = home.path().join("data").join("boxoffice");
-    let server = Server { child, addr: format!("127.0.0.1:{port}").parse().expect("addr"), dir: dir.clone() };
+    let server = Server {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+        dir: dir.clone(),
+    };
     server.wait_healthy().await;
     assert!(dir.join("boxoffice.db").exists() && dir.join("admin.token").exists());
-    let events: serde_json::Value =
-        reqwest::get(server.url("/api/v1/events")).await.expect("get").json().await.expect("json");
-    let names: Vec<&str> = events["items"].as_array().expect("items").iter().filter_map(|e| e["name"].as_str()).collect();
-    assert_eq!(names, ["Jazz Night", "New Year's Gala"], "the published demo events, by date");
+    let events: serde_json::Value = reqwest::get(server.url("/api/v1/events"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["Jazz Night", "New Year's Gala"],
+        "the published demo events, by date"
+    );
     let gala = &events["items"][1];
-    assert_eq!((gala["confirmed"].as_i64(), gala["waitlisted"].as_i64()), (Some(20), Some(4)));
+    assert_eq!(
+        (gala["confirmed"].as_i64(), gala["waitlisted"].as_i64()),
+        (Some(20), Some(4))
+    );
     let out = std::fs::read_to_string(home.path().join("out.log")).expect("log");
-    assert!(out.contains("loaded demo data") && out.contains("admin token:"), "{out}");
+    assert!(
+        out.contains("loaded demo data") && out.contains("admin token:"),
+        "{out}"
+    );
 }

@@ -23,8 +23,19 @@ struct Acked {
     cancel_unknown: HashSet<String>,
 }
 
-async fn json_post(client: &reqwest::Client, url: String, token: &str, body: Value) -> Option<(u16, Value)> {
-    let r = client.post(url).bearer_auth(token).json(&body).send().await.ok()?;
+async fn json_post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> Option<(u16, Value)> {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
     let status = r.status().as_u16();
     Some((status, r.json().await.ok()?))
 }
@@ -33,7 +44,12 @@ async fn json_post(client: &reqwest::Client, url: String, token: &str, body: Val
 async fn verify(server: &Server, token: &str, acked: &Acked) {
     let client = reqwest::Client::new();
     for (id, status_then) in &acked.registrations {
-        let r = client.get(server.url(&format!("/api/v1/registrations/{id}"))).bearer_auth(token).send().await.expect("get");
+        let r = client
+            .get(server.url(&format!("/api/v1/registrations/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), 200, "acknowledged registration {id} is lost");
         let now: Value = r.json().await.expect("json");
         let now = now["status"].as_str().expect("status");
@@ -41,7 +57,11 @@ async fn verify(server: &Server, token: &str, acked: &Acked) {
             assert_eq!(now, "cancelled", "acknowledged cancel of {id} is lost");
         } else if !acked.cancel_unknown.contains(id) {
             // A confirmed seat stays confirmed; a waiting one may have been promoted since.
-            let allowed: &[&str] = if status_then == "confirmed" { &["confirmed"] } else { &["waitlisted", "confirmed"] };
+            let allowed: &[&str] = if status_then == "confirmed" {
+                &["confirmed"]
+            } else {
+                &["waitlisted", "confirmed"]
+            };
             assert!(allowed.contains(&now), "{id} was {status_then}, now {now}");
         }
     }
@@ -50,19 +70,35 @@ async fn verify(server: &Server, token: &str, acked: &Acked) {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .expect("open");
-    let mut kinds = conn.prepare("SELECT type FROM outbox WHERE aggregate_id = ?1 ORDER BY seq").expect("prepare");
+    let mut kinds = conn
+        .prepare("SELECT type FROM outbox WHERE aggregate_id = ?1 ORDER BY seq")
+        .expect("prepare");
     for (id, status_then) in &acked.registrations {
-        let k: Vec<String> = kinds.query_map([id], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("rows");
-        assert_eq!(k.first().map(String::as_str), Some(format!("registration.{status_then}").as_str()), "outbox of {id}");
+        let k: Vec<String> = kinds
+            .query_map([id], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            k.first().map(String::as_str),
+            Some(format!("registration.{status_then}").as_str()),
+            "outbox of {id}"
+        );
         if acked.cancelled.contains(id) {
-            assert!(k.iter().any(|x| x == "registration.cancelled"), "outbox row of the cancel of {id}");
+            assert!(
+                k.iter().any(|x| x == "registration.cancelled"),
+                "outbox row of the cancel of {id}"
+            );
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
-    let kills: usize = std::env::var("BOXOFFICE_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let kills: usize = std::env::var("BOXOFFICE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let dir = tempfile::tempdir().expect("dir");
     let mut server = Server::start(dir.path()).await;
     let token = server.admin_token();
@@ -77,7 +113,12 @@ async fn acknowledged_writes_survive_sigkill() {
     .expect("create");
     assert_eq!(s, 201);
     let event = ev["id"].as_str().expect("id").to_string();
-    client.post(server.url(&format!("/api/v1/events/{event}/publish"))).bearer_auth(&token).send().await.expect("publish");
+    client
+        .post(server.url(&format!("/api/v1/events/{event}/publish")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("publish");
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let next_person = Arc::new(AtomicUsize::new(0));
@@ -95,24 +136,38 @@ async fn acknowledged_writes_survive_sigkill() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..16 {
-            let (client, token, base, event) = (client.clone(), token.clone(), server.url(""), event.clone());
+            let (client, token, base, event) =
+                (client.clone(), token.clone(), server.url(""), event.clone());
             let (acked, next, stop) = (acked.clone(), next_person.clone(), stop.clone());
             workers.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let body = json!({"name": format!("P{n}"), "email": format!("crash{n}@example.org")});
-                    let Some((201, a)) = json_post(&client, format!("{base}/api/v1/attendees"), &token, body).await else {
+                    let body =
+                        json!({"name": format!("P{n}"), "email": format!("crash{n}@example.org")});
+                    let Some((201, a)) =
+                        json_post(&client, format!("{base}/api/v1/attendees"), &token, body).await
+                    else {
                         continue;
                     };
                     let url = format!("{base}/api/v1/events/{event}/registrations");
-                    let Some((201, reg)) = json_post(&client, url, &token, json!({"attendee_id": a["id"]})).await else {
+                    let Some((201, reg)) =
+                        json_post(&client, url, &token, json!({"attendee_id": a["id"]})).await
+                    else {
                         continue;
                     };
                     let id = reg["id"].as_str().expect("id").to_string();
-                    acked.lock().expect("lock").registrations.insert(id.clone(), reg["status"].as_str().expect("s").to_string());
+                    acked
+                        .lock()
+                        .expect("lock")
+                        .registrations
+                        .insert(id.clone(), reg["status"].as_str().expect("s").to_string());
                     // Every fourth sale is cancelled again, freeing a seat for the waitlist.
                     if n % 4 == 0 {
-                        acked.lock().expect("lock").cancel_unknown.insert(id.clone());
+                        acked
+                            .lock()
+                            .expect("lock")
+                            .cancel_unknown
+                            .insert(id.clone());
                         let url = format!("{base}/api/v1/registrations/{id}/cancel");
                         if let Some((200, _)) = json_post(&client, url, &token, json!({})).await {
                             let mut a = acked.lock().expect("lock");

@@ -10,7 +10,13 @@ use serde_json::json;
 
 use crate::support::{spawn_app, spawn_app_full, Resp, TestApp};
 
-async fn post_with_key(t: &TestApp, path: &str, token: &str, key: &str, body: &serde_json::Value) -> Resp {
+async fn post_with_key(
+    t: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> Resp {
     let r = t
         .client
         .post(t.url(path))
@@ -20,7 +26,11 @@ async fn post_with_key(t: &TestApp, path: &str, token: &str, key: &str, body: &s
         .send()
         .await
         .expect("request");
-    Resp { status: r.status().as_u16(), headers: r.headers().clone(), bytes: r.bytes().await.expect("body").to_vec() }
+    Resp {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        bytes: r.bytes().await.expect("body").to_vec(),
+    }
 }
 
 #[tokio::test]
@@ -39,13 +49,21 @@ async fn the_same_key_replays_the_first_response_byte_for_byte() {
     let again = post_with_key(&t, &path, &kiosk, "sale-1", &body).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.bytes, first.bytes, "byte for byte");
-    assert_eq!(again.headers.get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
     assert_eq!(t.snapshot(), before, "a replay changes nothing");
 
     // A different body under the same key is refused and changes nothing.
     let b = t.attendee(2).await;
     let before = t.snapshot();
-    post_with_key(&t, &path, &kiosk, "sale-1", &json!({"attendee_id": b})).await.assert_problem(422, "idempotency_key_reused");
+    post_with_key(&t, &path, &kiosk, "sale-1", &json!({"attendee_id": b}))
+        .await
+        .assert_problem(422, "idempotency_key_reused");
     assert_eq!(t.snapshot(), before);
 
     // Keys belong to a token: another token's "sale-1" is a different request.
@@ -69,7 +87,9 @@ async fn the_same_key_replays_the_first_response_byte_for_byte() {
     assert_eq!(p1.bytes, p2.bytes);
 
     // A malformed key is refused.
-    post_with_key(&t, &path, &kiosk, "", &body).await.assert_problem(400, "invalid_idempotency_key");
+    post_with_key(&t, &path, &kiosk, "", &body)
+        .await
+        .assert_problem(400, "invalid_idempotency_key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,15 +119,30 @@ async fn two_hundred_concurrent_retries_create_exactly_one_registration() {
         }
     }
     assert!(!created.is_empty());
-    assert!(created.iter().all(|b| *b == created[0]), "every 201 is the same response");
+    assert!(
+        created.iter().all(|b| *b == created[0]),
+        "every 201 is the same response"
+    );
     assert_eq!(created.len() + in_flight, 200);
-    let regs = t.get(&format!("/api/v1/events/{event}/registrations"), Some(&t.admin)).await.json();
-    assert_eq!(regs["items"].as_array().map(Vec::len), Some(1), "exactly one registration");
+    let regs = t
+        .get(
+            &format!("/api/v1/events/{event}/registrations"),
+            Some(&t.admin),
+        )
+        .await
+        .json();
+    assert_eq!(
+        regs["items"].as_array().map(Vec::len),
+        Some(1),
+        "exactly one registration"
+    );
 }
 
 #[tokio::test]
 async fn a_key_is_kept_for_24_hours_then_forgotten() {
-    let clock = Arc::new(ManualClock::new(Timestamp::parse("2030-01-01T00:00:00Z").expect("time")));
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::parse("2030-01-01T00:00:00Z").expect("time"),
+    ));
     let t = spawn_app_full(HttpConfig::default(), clock.clone());
     let person = json!({"name": "Kim", "email": "kim@example.org"});
     let first = post_with_key(&t, "/api/v1/attendees", &t.admin, "k", &person).await;
@@ -115,13 +150,20 @@ async fn a_key_is_kept_for_24_hours_then_forgotten() {
 
     clock.advance_millis(24 * 3_600_000 - 1);
     let replay = post_with_key(&t, "/api/v1/attendees", &t.admin, "k", &person).await;
-    assert_eq!(replay.bytes, first.bytes, "still replayed just before 24 hours");
+    assert_eq!(
+        replay.bytes, first.bytes,
+        "still replayed just before 24 hours"
+    );
 
     clock.advance_millis(2);
     let fresh = post_with_key(&t, "/api/v1/attendees", &t.admin, "k", &person).await;
     assert!(fresh.headers.get("idempotent-replayed").is_none());
     fresh.assert_problem(409, "email_taken");
-    assert_eq!(t.app.prune_idempotency().expect("prune"), 0, "the expired key was replaced by the fresh answer");
+    assert_eq!(
+        t.app.prune_idempotency().expect("prune"),
+        0,
+        "the expired key was replaced by the fresh answer"
+    );
     clock.advance_millis(25 * 3_600_000);
     assert_eq!(t.app.prune_idempotency().expect("prune"), 1);
 }

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 
 use boxoffice::app::{Actor, App, AppOptions, Error, PageRequest};
-use boxoffice::domain::{AttendeeId, Capacity, EventId, EventPatch, NewAttendee, NewEvent, RegStatus, RegistrationId};
+use boxoffice::domain::{
+    AttendeeId, Capacity, EventId, EventPatch, NewAttendee, NewEvent, RegStatus, RegistrationId,
+};
 use proptest::prelude::*;
 
 const PEOPLE: usize = 10;
@@ -61,16 +63,37 @@ fn setup(capacity: i64) -> Real {
     let dir = tempfile::tempdir().expect("dir");
     let app = App::open(&dir.path().join("m.db"), AppOptions::default()).expect("open");
     let actor = Actor::local("model");
-    let new = NewEvent::parse("M", "V", None, "2030-01-01T00:00:00Z", None, capacity, Some(true)).expect("event");
+    let new = NewEvent::parse(
+        "M",
+        "V",
+        None,
+        "2030-01-01T00:00:00Z",
+        None,
+        capacity,
+        Some(true),
+    )
+    .expect("event");
     let event = app.create_event(&actor, new).expect("create").id;
     app.publish_event(&actor, event).expect("publish");
     let people = (0..PEOPLE)
         .map(|i| {
-            let a = NewAttendee::parse(&format!("P{i}"), Some(&format!("p{i}@example.org")), None, true).expect("attendee");
+            let a = NewAttendee::parse(
+                &format!("P{i}"),
+                Some(&format!("p{i}@example.org")),
+                None,
+                true,
+            )
+            .expect("attendee");
             app.create_attendee(a, None).expect("create attendee").id
         })
         .collect();
-    Real { _dir: dir, app, event, people, regs: vec![None; PEOPLE] }
+    Real {
+        _dir: dir,
+        app,
+        event,
+        people,
+        regs: vec![None; PEOPLE],
+    }
 }
 
 fn apply(m: &mut Model, r: &mut Real, op: &Op) -> Result<(), TestCaseError> {
@@ -78,7 +101,10 @@ fn apply(m: &mut Model, r: &mut Real, op: &Op) -> Result<(), TestCaseError> {
         Op::Register(p) => {
             let got = r.app.register(r.event, r.people[p], None);
             if m.active(p) {
-                prop_assert!(matches!(got, Err(Error::Conflict { .. })), "double registration accepted: {got:?}");
+                prop_assert!(
+                    matches!(got, Err(Error::Conflict { .. })),
+                    "double registration accepted: {got:?}"
+                );
             } else {
                 let reg = got.map_err(|e| TestCaseError::fail(format!("register failed: {e}")))?;
                 if (m.confirmed.len() as i64) < m.capacity && m.waiting.is_empty() {
@@ -94,7 +120,10 @@ fn apply(m: &mut Model, r: &mut Real, op: &Op) -> Result<(), TestCaseError> {
         }
         Op::Cancel(p) => {
             let Some(id) = r.regs[p] else { return Ok(()) };
-            let reg = r.app.cancel_registration(id).map_err(|e| TestCaseError::fail(format!("cancel: {e}")))?;
+            let reg = r
+                .app
+                .cancel_registration(id)
+                .map_err(|e| TestCaseError::fail(format!("cancel: {e}")))?;
             prop_assert_eq!(reg.status, RegStatus::Cancelled);
             m.confirmed.retain(|&q| q != p);
             m.waiting.retain(|&q| q != p);
@@ -102,10 +131,16 @@ fn apply(m: &mut Model, r: &mut Real, op: &Op) -> Result<(), TestCaseError> {
             r.regs[p] = None;
         }
         Op::SetCapacity(c) => {
-            let patch = EventPatch { capacity: Some(Capacity::parse(c).expect("capacity")), ..Default::default() };
+            let patch = EventPatch {
+                capacity: Some(Capacity::parse(c).expect("capacity")),
+                ..Default::default()
+            };
             let got = r.app.update_event(&Actor::local("model"), r.event, patch);
             if c < m.confirmed.len() as i64 {
-                prop_assert!(matches!(got, Err(Error::Conflict { .. })), "capacity below confirmed accepted");
+                prop_assert!(
+                    matches!(got, Err(Error::Conflict { .. })),
+                    "capacity below confirmed accepted"
+                );
             } else {
                 got.map_err(|e| TestCaseError::fail(format!("capacity: {e}")))?;
                 m.capacity = c;
@@ -118,7 +153,10 @@ fn apply(m: &mut Model, r: &mut Real, op: &Op) -> Result<(), TestCaseError> {
 
 /// The real state equals the model, and the invariants hold over the whole file.
 fn compare(m: &Model, r: &Real) -> Result<(), TestCaseError> {
-    let e = r.app.get_event(r.event, boxoffice::app::Visibility::Staff).expect("event");
+    let e = r
+        .app
+        .get_event(r.event, boxoffice::app::Visibility::Staff)
+        .expect("event");
     prop_assert_eq!(e.capacity.get(), m.capacity);
     prop_assert_eq!(e.confirmed, m.confirmed.len() as i64);
     prop_assert_eq!(e.waitlisted, m.waiting.len() as i64);
@@ -130,14 +168,32 @@ fn compare(m: &Model, r: &Real) -> Result<(), TestCaseError> {
             prop_assert_eq!(reg.status, RegStatus::Confirmed);
             prop_assert!(reg.ticket_code.is_some());
         } else {
-            let pos = m.waiting.iter().position(|&q| q == p).expect("active in the model") as i64 + 1;
+            let pos = m
+                .waiting
+                .iter()
+                .position(|&q| q == p)
+                .expect("active in the model") as i64
+                + 1;
             prop_assert_eq!(reg.status, RegStatus::Waitlisted);
             prop_assert_eq!(reg.position, Some(pos), "I3: position follows join order");
         }
     }
-    let list = r.app.waitlist(r.event, &PageRequest { after: None, limit: 500 }).expect("waitlist");
+    let list = r
+        .app
+        .waitlist(
+            r.event,
+            &PageRequest {
+                after: None,
+                limit: 500,
+            },
+        )
+        .expect("waitlist");
     let positions: Vec<i64> = list.items.iter().filter_map(|x| x.position).collect();
-    prop_assert_eq!(positions, (1..=m.waiting.len() as i64).collect::<Vec<_>>(), "I3: 1..n without gaps");
+    prop_assert_eq!(
+        positions,
+        (1..=m.waiting.len() as i64).collect::<Vec<_>>(),
+        "I3: 1..n without gaps"
+    );
     if e.confirmed < e.capacity.get() {
         prop_assert_eq!(e.waitlisted, 0, "I4: no idle seat while people wait");
     }

@@ -30,9 +30,17 @@ pub fn spawn_app_with(cfg: HttpConfig) -> TestApp {
 pub fn spawn_app_full(cfg: HttpConfig, clock: Arc<dyn boxoffice::app::Clock>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = Arc::new(
-        App::open_with_clock(&dir.path().join("boxoffice.db"), AppOptions::default(), clock).expect("open app"),
+        App::open_with_clock(
+            &dir.path().join("boxoffice.db"),
+            AppOptions::default(),
+            clock,
+        )
+        .expect("open app"),
     );
-    let admin = app.create_token(&Actor::local("test"), Role::Admin, "admin").expect("admin token").secret;
+    let admin = app
+        .create_token(&Actor::local("test"), Role::Admin, "admin")
+        .expect("admin token")
+        .secret;
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_app = app.clone();
@@ -44,8 +52,12 @@ pub fn spawn_app_full(cfg: HttpConfig, clock: Arc<dyn boxoffice::app::Clock>) ->
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            addr_tx
+                .send(listener.local_addr().expect("addr"))
+                .expect("send addr");
             let router = boxoffice::http::router(server_app, &cfg);
             boxoffice::http::serve(listener, router, &cfg, async {
                 let _ = stopped.await;
@@ -55,8 +67,19 @@ pub fn spawn_app_full(cfg: HttpConfig, clock: Arc<dyn boxoffice::app::Clock>) ->
         });
     });
     let addr = addr_rx.recv().expect("server address");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
-    TestApp { addr, app, admin, dir, client, stop: Some(stop), thread: Some(thread) }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client");
+    TestApp {
+        addr,
+        app,
+        admin,
+        dir,
+        client,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
 }
 
 impl Drop for TestApp {
@@ -80,21 +103,34 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.bytes)))
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.bytes))
+        })
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// Asserts this is a problem document with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.bytes));
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.bytes)
+        );
         assert_eq!(self.content_type(), "application/problem+json");
         let p = self.json();
         assert_eq!(p["status"], status);
         assert_eq!(p["code"], code, "problem: {p}");
-        assert!(p["title"].is_string() && p["detail"].is_string() && p["type"].is_string(), "problem: {p}");
+        assert!(
+            p["title"].is_string() && p["detail"].is_string() && p["type"].is_string(),
+            "problem: {p}"
+        );
     }
 }
 
@@ -103,7 +139,13 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
@@ -113,7 +155,11 @@ impl TestApp {
             req = req.json(&b);
         }
         let r = req.send().await.expect("request");
-        Resp { status: r.status().as_u16(), headers: r.headers().clone(), bytes: r.bytes().await.expect("body").to_vec() }
+        Resp {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            bytes: r.bytes().await.expect("body").to_vec(),
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
@@ -125,7 +171,10 @@ impl TestApp {
     }
 
     pub fn token(&self, role: Role, name: &str) -> String {
-        self.app.create_token(&Actor::local("test"), role, name).expect("token").secret
+        self.app
+            .create_token(&Actor::local("test"), role, name)
+            .expect("token")
+            .secret
     }
 
     /// A published event of this capacity; returns its id.
@@ -139,21 +188,36 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.bytes));
         let id = r.json()["id"].as_str().expect("id").to_string();
-        let p = self.post(&format!("/api/v1/events/{id}/publish"), Some(&self.admin), json!({})).await;
+        let p = self
+            .post(
+                &format!("/api/v1/events/{id}/publish"),
+                Some(&self.admin),
+                json!({}),
+            )
+            .await;
         assert_eq!(p.status, 200);
         id
     }
 
     pub async fn attendee(&self, n: usize) -> String {
         let r = self
-            .post("/api/v1/attendees", Some(&self.admin), json!({"name": format!("Person {n}"), "email": format!("p{n}@example.org")}))
+            .post(
+                "/api/v1/attendees",
+                Some(&self.admin),
+                json!({"name": format!("Person {n}"), "email": format!("p{n}@example.org")}),
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.bytes));
         r.json()["id"].as_str().expect("id").to_string()
     }
 
     pub async fn register(&self, event: &str, attendee: &str) -> Resp {
-        self.post(&format!("/api/v1/events/{event}/registrations"), Some(&self.admin), json!({"attendee_id": attendee})).await
+        self.post(
+            &format!("/api/v1/events/{event}/registrations"),
+            Some(&self.admin),
+            json!({"attendee_id": attendee}),
+        )
+        .await
     }
 
     /// Every row of every table, as text: a rejected request must leave this exactly as it was.
@@ -163,10 +227,22 @@ impl TestApp {
 }
 
 pub fn snapshot(db: &std::path::Path) -> String {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open db");
     let mut out = String::new();
-    for table in ["events", "attendees", "registrations", "outbox", "tokens", "idempotency", "audit"] {
-        let mut st = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).expect("prepare");
+    for table in [
+        "events",
+        "attendees",
+        "registrations",
+        "outbox",
+        "tokens",
+        "idempotency",
+        "audit",
+    ] {
+        let mut st = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
+            .expect("prepare");
         let cols = st.column_count();
         let rows = st
             .query_map([], |r| {
@@ -197,14 +273,22 @@ pub fn bin() -> &'static str {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Server {
     /// Starts `boxoffice serve` on `dir` and waits until `/health` answers.
     pub async fn start(dir: &std::path::Path) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log");
         let child = std::process::Command::new(bin())
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir)
@@ -212,7 +296,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn boxoffice");
-        let server = Server { child, addr, dir: dir.to_path_buf() };
+        let server = Server {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        };
         server.wait_healthy().await;
         server
     }
@@ -220,14 +308,21 @@ impl Server {
     pub async fn wait_healthy(&self) {
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if let Ok(r) = client.get(format!("http://{}/health", self.addr)).send().await {
+            if let Ok(r) = client
+                .get(format!("http://{}/health", self.addr))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("server did not become healthy; log:\n{}", std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default());
+        panic!(
+            "server did not become healthy; log:\n{}",
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -235,7 +330,10 @@ impl Server {
     }
 
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("admin.token")).expect("admin.token").trim().to_string()
+        std::fs::read_to_string(self.dir.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_string()
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -247,7 +345,10 @@ impl Server {
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid");
-        let rc = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+        let rc = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
         assert!(rc.success());
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -270,7 +371,12 @@ impl Drop for Server {
 
 /// Runs the binary with `args`; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
-    let out = std::process::Command::new(bin()).args(args).arg("--data-dir").arg(dir).output().expect("run boxoffice");
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run boxoffice");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
