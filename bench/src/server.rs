@@ -98,7 +98,12 @@ impl Server {
             addr,
             admin: Target::anonymous(addr)?,
         };
-        server.wait_ready().await?;
+        if let Err(e) = server.wait_ready().await {
+            // Nothing useful is left in the directory once the log tail is in the error.
+            server.kill();
+            let _ = server.remove_data();
+            return Err(e);
+        }
         let token_path = server.data_dir.join("admin.token");
         let token = fs::read_to_string(&token_path)
             .with_context(|| format!("read {}", token_path.display()))?;
@@ -222,12 +227,19 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Kills the process at once, if it is still running.
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Check, Outcome, Params};
-use crate::client::{Call, Conn};
+use crate::client::{Call, Conn, Target};
 use crate::load::{self, Phase};
 use crate::server::Server;
 
@@ -145,13 +145,14 @@ pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     )
     .await?;
 
-    // Verify: read the event back and compare with what the responses said.
-    let mut conn = admin.connect().await.context("connect for verification")?;
-    let counts: EventCounts = conn
-        .send(&Call::get(format!("/api/v1/events/{}", event.id)))
-        .await?
-        .expect(StatusCode::OK, "read event after rush")?
-        .json()?;
+    // Verify: read the event back and compare with what the responses said. If the server is gone
+    // by now, the rush's own errors are the evidence, so they go into the message.
+    let counts = read_counts(admin, &event.id).await.with_context(|| {
+        format!(
+            "verify after the rush ({} of {n} registrations failed: {:?}; first errors: {:?})",
+            headline.error_count, headline.errors, headline.error_samples
+        )
+    })?;
     let successes = i64::try_from(n - headline.error_count.min(n)).context("registration count")?;
     let oversold = (counts.confirmed + counts.offered - counts.capacity).max(0);
     let expected_confirmed = counts.capacity.min(successes);
@@ -200,6 +201,14 @@ pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         values,
         checks,
     })
+}
+
+async fn read_counts(admin: &Target, event_id: &str) -> anyhow::Result<EventCounts> {
+    let mut conn = admin.connect().await?;
+    conn.send(&Call::get(format!("/api/v1/events/{event_id}")))
+        .await?
+        .expect(StatusCode::OK, "read event")?
+        .json()
 }
 
 /// Sends one setup request, recording its latency.
