@@ -619,12 +619,34 @@ impl App {
                 now,
             };
             let seq = registrations::insert(tx, &new)?;
-            match status {
-                RegStatus::Confirmed => event.confirmed += 1,
-                _ => event.waitlisted += 1,
-            }
+            // A newcomer joins at the end of the waitlist, so its position is the new length: no count
+            // over the waitlist on the writer's hot path.
+            let position = match status {
+                RegStatus::Confirmed => {
+                    event.confirmed += 1;
+                    None
+                }
+                _ => {
+                    event.waitlisted += 1;
+                    Some(event.waitlisted)
+                }
+            };
             events::save_counts(tx, &event)?;
-            let reg = reload_registration(tx, seq)?;
+            let at = Timestamp::from_millis(now);
+            let reg = Registration {
+                seq,
+                id: reg_id,
+                event_id: event.id,
+                attendee_id: attendee.id,
+                status,
+                position,
+                offer_expires_at: None,
+                ticket_code: ticket.cloned(),
+                checked_in_at: None,
+                created_at: at,
+                updated_at: at,
+                cancelled_at: None,
+            };
             emit(tx, kind, reg.id, &reg, now)?;
             Ok(reg)
         })
