@@ -90,6 +90,24 @@ async fn verify(server: &Server, token: &str, acked: &Acked) {
                 "outbox row of the cancel of {id}"
             );
         }
+        // A seat freed by a cancel went to someone waiting: that promotion has its row too.
+        let promoted: bool = conn
+            .query_row(
+                "SELECT promoted_at IS NOT NULL FROM registrations WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .expect("promoted_at");
+        if promoted {
+            assert_eq!(
+                status_then, "waitlisted",
+                "only a waiting registration is promoted"
+            );
+            assert!(
+                k.iter().any(|x| x == "registration.promoted"),
+                "outbox row of the promotion of {id}"
+            );
+        }
     }
 }
 
