@@ -125,3 +125,52 @@ CREATE TABLE audit (
     detail       TEXT
 );
 CREATE INDEX audit_by_target ON audit (target, seq);
+
+-- Webhook subscriptions (DESIGN.md section 4). The secret is kept in the clear because the box signs
+-- with it (HMAC); it is shown once at creation and never returned by a read. `cursor` is the outbox
+-- seq up to which every message has been handled for this endpoint: delivered, or recorded in
+-- `deliveries`. A new subscription starts at the newest message: it receives what happens after it.
+CREATE TABLE webhooks (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT    NOT NULL UNIQUE,
+    url          TEXT    NOT NULL,
+    -- Space-separated event types, or '*' for every type.
+    event_types  TEXT    NOT NULL,
+    secret       TEXT    NOT NULL,
+    description  TEXT    NOT NULL DEFAULT '',
+    enabled      INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    timeout_ms   INTEGER,
+    cursor       INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+
+-- Per (message, endpoint) delivery state, kept only off the happy path: a message delivered on its
+-- first attempt leaves no row here (the endpoint's cursor passed it). A row exists for a message that
+-- failed at least once, that waits behind a failing message of the same aggregate (attempts 0), or that
+-- an operator sent back for a retry. Pending rows of one aggregate go out in outbox order.
+CREATE TABLE deliveries (
+    outbox_seq       INTEGER NOT NULL REFERENCES outbox (seq) ON DELETE CASCADE,
+    webhook_seq      INTEGER NOT NULL REFERENCES webhooks (seq) ON DELETE CASCADE,
+    aggregate_id     TEXT    NOT NULL,
+    state            TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error       TEXT,
+    last_status      INTEGER,
+    delivered_at     INTEGER,
+    PRIMARY KEY (outbox_seq, webhook_seq)
+) WITHOUT ROWID;
+-- Due retries of one endpoint, and the per-aggregate hold: is an earlier message of this aggregate
+-- still pending for this endpoint?
+CREATE INDEX deliveries_due ON deliveries (webhook_seq, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX deliveries_hold ON deliveries (webhook_seq, aggregate_id, outbox_seq) WHERE state = 'pending';
+CREATE INDEX deliveries_by_webhook ON deliveries (webhook_seq, outbox_seq);
+
+-- How far `outbox.state` has been summarised: every message up to `summarised_seq` is past every
+-- endpoint's cursor, so its state says delivered or dead once no delivery of it is pending.
+CREATE TABLE outbox_progress (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    summarised_seq  INTEGER NOT NULL
+);
+INSERT INTO outbox_progress (id, summarised_seq) VALUES (1, 0);

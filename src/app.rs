@@ -8,6 +8,7 @@
 
 mod error;
 mod idempotency;
+mod webhooks;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -20,6 +21,11 @@ use sha2::{Digest, Sha256};
 
 pub use error::{Conflict, Error, Result};
 pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
+pub use webhooks::{
+    CreatedWebhook, Delivery, EndpointBatch, EndpointLatencyView, LatencyBucket, NewWebhook,
+    OutboxHealth, OutboxMessage, OutboxOptions, OutboxPage, OutboxShared, OutboxSnapshot,
+    OutboxState, OutboxStats, Webhook, WebhookPatch, LATENCY_BUCKETS_MS,
+};
 
 use crate::domain::{
     admit, seats_to_promote, Admission, Attendee, AttendeeId, DomainEventType, Event, EventId,
@@ -75,6 +81,7 @@ impl Clock for ManualClock {
 pub struct AppOptions {
     pub store: StoreOptions,
     pub idempotency_ttl_ms: i64,
+    pub outbox: OutboxOptions,
 }
 
 impl Default for AppOptions {
@@ -82,6 +89,7 @@ impl Default for AppOptions {
         Self {
             store: StoreOptions::default(),
             idempotency_ttl_ms: 24 * 3600 * 1000,
+            outbox: OutboxOptions::default(),
         }
     }
 }
@@ -170,6 +178,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     opts: AppOptions,
     inflight: Arc<Mutex<HashSet<(i64, String)>>>,
+    outbox: Arc<OutboxShared>,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -294,11 +303,20 @@ impl App {
             store::StoreError::SchemaTooNew { .. } => Error::Internal(e.to_string()),
             other => Error::from(other),
         })?;
+        // A commit that recorded domain events wakes the outbox processor: no polling while idle.
+        let outbox: Arc<OutboxShared> = Arc::default();
+        let wake = outbox.clone();
+        store.on_commit(Arc::new(move |report: &store::CommitReport| {
+            if report.outbox_rows > 0 {
+                wake.wake();
+            }
+        }));
         Ok(Self {
             store,
             clock,
             opts,
             inflight: Arc::default(),
+            outbox,
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::app::AppOptions;
+use crate::app::{AppOptions, OutboxOptions};
 use crate::store::StoreOptions;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +24,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub store: StoreConfig,
     pub idempotency: IdempotencyConfig,
+    pub outbox: OutboxConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +58,24 @@ pub struct IdempotencyConfig {
     pub ttl_hours: u64,
 }
 
+/// `[outbox]`: webhook delivery (DESIGN.md section 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    pub enabled: bool,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown_ms: u64,
+    pub parallel_endpoints: usize,
+    pub per_endpoint_concurrency: usize,
+    pub batch: usize,
+    pub retention_hours: u64,
+    pub max_lag_secs: u64,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -66,6 +85,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            outbox: OutboxConfig::default(),
         }
     }
 }
@@ -96,6 +116,27 @@ impl Default for StoreConfig {
             max_batch: d.max_batch,
             queue: d.queue,
             busy_timeout_ms: u64::try_from(d.busy_timeout.as_millis()).unwrap_or(5000),
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        let d = OutboxOptions::default();
+        let ms = |v: i64| u64::try_from(v).unwrap_or(0);
+        Self {
+            enabled: d.enabled,
+            timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(10_000),
+            max_attempts: d.max_attempts,
+            backoff_initial_ms: ms(d.backoff_initial_ms),
+            backoff_max_ms: ms(d.backoff_max_ms),
+            breaker_threshold: d.breaker_threshold,
+            breaker_cooldown_ms: ms(d.breaker_cooldown_ms),
+            parallel_endpoints: d.parallel_endpoints,
+            per_endpoint_concurrency: d.per_endpoint_concurrency,
+            batch: d.batch,
+            retention_hours: ms(d.retention_ms) / 3_600_000,
+            max_lag_secs: ms(d.max_lag_ms) / 1000,
         }
     }
 }
@@ -178,6 +219,29 @@ impl Config {
         if self.idempotency.ttl_hours == 0 {
             bail!("idempotency.ttl_hours must be at least 1");
         }
+        let o = &self.outbox;
+        if !(100..=60_000).contains(&o.timeout_ms) {
+            bail!("outbox.timeout_ms must be from 100 to 60000");
+        }
+        if !(1..=100).contains(&o.max_attempts) {
+            bail!("outbox.max_attempts must be from 1 to 100");
+        }
+        if o.backoff_initial_ms == 0 || o.backoff_max_ms < o.backoff_initial_ms {
+            bail!("outbox.backoff_initial_ms must be at least 1 and at most outbox.backoff_max_ms");
+        }
+        if o.backoff_max_ms > 7 * 24 * 3_600_000 || o.breaker_cooldown_ms > 24 * 3_600_000 {
+            bail!("outbox.backoff_max_ms must be at most a week, outbox.breaker_cooldown_ms a day");
+        }
+        if o.breaker_threshold == 0
+            || o.parallel_endpoints == 0
+            || o.per_endpoint_concurrency == 0
+            || !(1..=10_000).contains(&o.batch)
+        {
+            bail!("outbox.breaker_threshold, parallel_endpoints, per_endpoint_concurrency must be at least 1, batch from 1 to 10000");
+        }
+        if o.retention_hours == 0 || o.max_lag_secs == 0 {
+            bail!("outbox.retention_hours and outbox.max_lag_secs must be at least 1");
+        }
         Ok(())
     }
 
@@ -190,6 +254,27 @@ impl Config {
                 busy_timeout: Duration::from_millis(self.store.busy_timeout_ms),
             },
             idempotency_ttl_ms: i64::try_from(self.idempotency.ttl_hours).unwrap_or(24) * 3_600_000,
+            outbox: self.outbox.options(),
+        }
+    }
+}
+
+impl OutboxConfig {
+    pub fn options(&self) -> OutboxOptions {
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        OutboxOptions {
+            enabled: self.enabled,
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_attempts: self.max_attempts,
+            backoff_initial_ms: ms(self.backoff_initial_ms),
+            backoff_max_ms: ms(self.backoff_max_ms),
+            breaker_threshold: self.breaker_threshold,
+            breaker_cooldown_ms: ms(self.breaker_cooldown_ms),
+            parallel_endpoints: self.parallel_endpoints,
+            per_endpoint_concurrency: self.per_endpoint_concurrency,
+            batch: self.batch,
+            retention_ms: ms(self.retention_hours).saturating_mul(3_600_000),
+            max_lag_ms: ms(self.max_lag_secs).saturating_mul(1000),
         }
     }
 }
@@ -209,6 +294,14 @@ mod tests {
         assert_eq!(parsed.http.max_connections, d.http.max_connections);
         assert_eq!(parsed.store.max_batch, d.store.max_batch);
         assert_eq!(parsed.idempotency.ttl_hours, d.idempotency.ttl_hours);
+        let (po, dout) = (parsed.outbox.options(), d.outbox.options());
+        assert_eq!(po.max_attempts, dout.max_attempts);
+        assert_eq!(po.backoff_initial_ms, dout.backoff_initial_ms);
+        assert_eq!(po.backoff_max_ms, dout.backoff_max_ms);
+        assert_eq!(po.timeout, dout.timeout);
+        assert_eq!(po.retention_ms, dout.retention_ms);
+        assert_eq!(po.max_lag_ms, dout.max_lag_ms);
+        assert_eq!(po.breaker_cooldown_ms, dout.breaker_cooldown_ms);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! - [`store`]: every SQL statement, the reader pool, and the one writer thread with group commit.
 //! - [`app`]: one method per use case; sequences store, outbox rows and audit rows in one transaction.
 //! - [`http`]: the JSON API: route table, thin handlers, problem documents, hardening.
+//! - [`outbox`]: the webhook processor: delivers the outbox, signed, at least once, ordered per aggregate.
 //! - [`config`]: defaults -> TOML file -> `BOXOFFICE_*` environment -> validation.
 //! - [`demo`]: the demo data loaded on an empty database by a bare `boxoffice`.
 //!
-//! Dependencies point one way: `domain <- store <- app <- http`. Only `store` holds SQL; only `http`
+//! Dependencies point one way: `domain <- store <- app <- {http, outbox}`. Only `store` holds SQL; only `http`
 //! knows request bodies, headers and status codes.
 
 pub mod app;
@@ -15,4 +16,5 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod outbox;
 pub mod store;

@@ -263,9 +263,22 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         });
+        // The outbox processor: woken by commits that record domain events, idle otherwise.
+        let outbox = if cfg.outbox.enabled {
+            let processor = boxoffice::outbox::Processor::with_http(app.clone())
+                .context("starting the outbox processor")?;
+            Some(boxoffice::outbox::spawn(processor))
+        } else {
+            None
+        };
         let router = boxoffice::http::router(app.clone(), &cfg.http);
         boxoffice::http::serve(listener, router, &cfg.http, shutdown_signal()).await?;
         maintenance.abort();
+        // Deliveries in flight get to record their outcome; anything cut off is sent again next start.
+        if let Some(outbox) = outbox {
+            let grace = std::time::Duration::from_millis(cfg.outbox.timeout_ms + 1000);
+            outbox.shutdown(grace).await;
+        }
         anyhow::Ok(())
     })?;
     // Every in-flight request has been answered; commit anything still queued, then stop.

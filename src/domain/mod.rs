@@ -10,6 +10,7 @@ mod ids;
 mod registration;
 mod role;
 mod time;
+mod webhook;
 
 pub use attendee::{Attendee, Email, NewAttendee, Phone};
 pub use event::{
@@ -19,6 +20,7 @@ pub use ids::{AttendeeId, EventId, RegistrationId, TokenId};
 pub use registration::{admit, seats_to_promote, Admission, RegStatus, Registration, TicketCode};
 pub use role::Role;
 pub use time::Timestamp;
+pub use webhook::{parse_description, parse_timeout_ms, EventTypes, WebhookUrl};
 
 /// One invalid field of an input, as shown to the caller in a problem document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -102,5 +104,9 @@ impl DomainEventType {
             Self::AttendeeCheckedIn => "attendee.checked_in",
             Self::AttendeeErased => "attendee.erased",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }

@@ -92,7 +92,7 @@ impl Caller {
 }
 
 /// Runs `f` on the blocking pool once the caller is authenticated and holds at least `need`.
-async fn call<T: Send + 'static>(
+pub(super) async fn call<T: Send + 'static>(
     ctx: &Ctx,
     caller: Caller,
     need: Option<Role>,
@@ -132,7 +132,7 @@ fn staff(actor: &Option<Actor>) -> Visibility {
 }
 
 /// The actor of a route that required a role (`call` has checked there is one).
-fn must(actor: Option<Actor>) -> Result<Actor, Problem> {
+pub(super) fn must(actor: Option<Actor>) -> Result<Actor, Problem> {
     actor.ok_or_else(|| Problem::unauthorized("this route needs a bearer token"))
 }
 
@@ -154,7 +154,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
-fn respond<T: Serialize>(status: StatusCode, r: Result<T, Problem>) -> Response {
+pub(super) fn respond<T: Serialize>(status: StatusCode, r: Result<T, Problem>) -> Response {
     match r {
         Ok(v) => json(status, &v),
         Err(p) => p.into_response(),
@@ -276,12 +276,35 @@ fn idempotent<T: Serialize>(
 
 pub async fn health(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
-    let db = tokio::task::spawn_blocking(move || app.check_readable()).await;
-    match db {
-        Ok(Ok(())) => json(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "checks": {"database": "ok"}}),
-        ),
+    let checked = tokio::task::spawn_blocking(move || {
+        app.check_readable()?;
+        app.outbox_health()
+    })
+    .await;
+    match checked {
+        Ok(Ok(outbox)) => {
+            let status = if outbox.ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let verdict = if outbox.ok {
+                "ok".to_string()
+            } else {
+                format!(
+                    "the oldest pending message is {:.0} s old, over the {:.0} s limit",
+                    outbox.snapshot.oldest_pending_age_seconds, outbox.max_lag_seconds
+                )
+            };
+            json(
+                status,
+                &serde_json::json!({
+                    "status": if outbox.ok { "ok" } else { "failing" },
+                    "checks": {"database": "ok", "outbox": verdict},
+                    "outbox": outbox.snapshot,
+                }),
+            )
+        }
         Ok(Err(e)) => json(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "failing", "checks": {"database": e.to_string()}}),

@@ -4,6 +4,7 @@
 //! open connections, security headers, no server banner, JSON-only writes, and a problem document for
 //! every error, including those the framework answers on its own (405, 408, 413, 415).
 
+mod admin;
 mod handlers;
 pub mod problem;
 mod server;
@@ -56,6 +57,23 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         .route(
             "/api/v1/registrations/{id}/cancel",
             post(cancel_registration),
+        )
+        // Webhooks and the outbox (admin).
+        .route(
+            "/api/v1/admin/webhooks",
+            get(admin::list_webhooks).post(admin::create_webhook),
+        )
+        .route(
+            "/api/v1/admin/webhooks/{id}",
+            get(admin::get_webhook)
+                .patch(admin::update_webhook)
+                .delete(admin::delete_webhook),
+        )
+        .route("/api/v1/admin/outbox", get(admin::list_outbox))
+        .route("/api/v1/admin/outbox/{id}", get(admin::get_outbox_message))
+        .route(
+            "/api/v1/admin/outbox/{id}/retry",
+            post(admin::retry_outbox_message),
         )
         .fallback(fallback)
         .with_state(Ctx { app });

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod registrations;
 pub mod tokens;
+pub mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
