@@ -15,8 +15,8 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use super::{
-    decode_cursor, encode_cursor, internal, page, random_bytes, record_audit, Actor, App,
-    Conflict, Error, Page, PageRequest, Result,
+    decode_cursor, encode_cursor, internal, page, random_bytes, record_audit, Actor, App, Conflict,
+    Error, Page, PageRequest, Result,
 };
 use crate::domain::{EventTypes, Timestamp, WebhookUrl};
 use crate::store::webhooks::{self as store_wh, Endpoint, Message, Outcome};
@@ -411,7 +411,9 @@ pub struct EndpointBatch {
 
 impl EndpointBatch {
     pub fn is_empty(&self) -> bool {
-        self.retries.is_empty() && self.fresh.is_empty() && self.cursor_to <= self.endpoint.webhook.cursor
+        self.retries.is_empty()
+            && self.fresh.is_empty()
+            && self.cursor_to <= self.endpoint.webhook.cursor
     }
 }
 
@@ -526,7 +528,14 @@ impl App {
             w.updated_at = now;
             store_wh::save(tx, &w)?;
             let detail = changed.join(",");
-            record_audit(tx, &actor, "webhook.update", Some(&w.id), Some(&detail), now)?;
+            record_audit(
+                tx,
+                &actor,
+                "webhook.update",
+                Some(&w.id),
+                Some(&detail),
+                now,
+            )?;
             Ok::<_, Error>(w)
         })?;
         self.outbox.wake();

@@ -181,7 +181,10 @@ mod tests {
     fn event_types_parse_round_trip_and_match() {
         let all = EventTypes::parse(None).expect("all");
         assert_eq!(all, EventTypes::All);
-        assert_eq!(EventTypes::parse(Some(&["*".into()])).ok(), Some(EventTypes::All));
+        assert_eq!(
+            EventTypes::parse(Some(&["*".into()])).ok(),
+            Some(EventTypes::All)
+        );
         let some = EventTypes::parse(Some(&[
             "registration.promoted".into(),
             "event.created".into(),
@@ -189,7 +192,10 @@ mod tests {
         ]))
         .expect("known types");
         assert_eq!(some.to_stored(), "event.created registration.promoted");
-        assert_eq!(EventTypes::from_stored(&some.to_stored()), Some(some.clone()));
+        assert_eq!(
+            EventTypes::from_stored(&some.to_stored()),
+            Some(some.clone())
+        );
         assert!(some.matches("event.created") && !some.matches("event.updated"));
         assert!(EventTypes::parse(Some(&["event.exploded".into()])).is_err());
         assert!(EventTypes::parse(Some(&["*".into(), "event.created".into()])).is_err());

@@ -40,7 +40,9 @@ struct CreateWebhook {
 impl CreateWebhook {
     fn into_domain(self) -> Result<NewWebhook, Problem> {
         let mut errors = Vec::new();
-        let url = WebhookUrl::parse(&self.url).map_err(|e| errors.push(e)).ok();
+        let url = WebhookUrl::parse(&self.url)
+            .map_err(|e| errors.push(e))
+            .ok();
         let event_types = EventTypes::parse(self.event_types.as_deref())
             .map_err(|e| errors.push(e))
             .ok();

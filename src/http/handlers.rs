@@ -283,27 +283,36 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
     .await;
     match checked {
         Ok(Ok(outbox)) => {
-            let status = if outbox.ok {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            let verdict = if outbox.ok {
-                "ok".to_string()
-            } else {
-                format!(
-                    "the oldest pending message is {:.0} s old, over the {:.0} s limit",
-                    outbox.snapshot.oldest_pending_age_seconds, outbox.max_lag_seconds
-                )
-            };
-            json(
-                status,
-                &serde_json::json!({
-                    "status": if outbox.ok { "ok" } else { "failing" },
-                    "checks": {"database": "ok", "outbox": verdict},
-                    "outbox": outbox.snapshot,
-                }),
-            )
+            if outbox.ok {
+                return json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "status": "ok",
+                        "checks": {"database": "ok", "outbox": "ok"},
+                        "outbox": outbox.snapshot,
+                    }),
+                );
+            }
+            let verdict = format!(
+                "the oldest pending message is {:.0} s old, over the {:.0} s limit",
+                outbox.snapshot.oldest_pending_age_seconds, outbox.max_lag_seconds
+            );
+            // A problem document, like every error answer, with the checks beside it.
+            let body = serde_json::json!({
+                "type": "urn:boxoffice:problem:unhealthy",
+                "title": "Unhealthy",
+                "status": 503,
+                "detail": format!("outbox: {verdict}"),
+                "code": "unhealthy",
+                "checks": {"database": "ok", "outbox": verdict},
+                "outbox": outbox.snapshot,
+            });
+            let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(super::problem::CONTENT_TYPE),
+            );
+            resp
         }
         Ok(Err(e)) => json(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -215,7 +215,8 @@ impl Processor {
         }
         // On trial, one message decides whether the endpoint is back.
         let limit = if gate == Gate::Trial { 1 } else { opts.batch };
-        let Some(batch) = blocking(&self.app, move |app| app.outbox_batch(webhook_seq, limit)).await?
+        let Some(batch) =
+            blocking(&self.app, move |app| app.outbox_batch(webhook_seq, limit)).await?
         else {
             self.breakers
                 .lock()
@@ -482,7 +483,9 @@ impl Handle {
         let _ = self.stop.send(true);
         let mut task = self.task;
         if tokio::time::timeout(grace, &mut task).await.is_err() {
-            tracing::warn!("outbox processor did not stop in time; unrecorded deliveries will be resent");
+            tracing::warn!(
+                "outbox processor did not stop in time; unrecorded deliveries will be resent"
+            );
             task.abort();
         }
     }
@@ -590,7 +593,11 @@ mod tests {
         for attempts in 1..=40 {
             let n = backoff_nominal_ms(&opts, attempts);
             let d = backoff_ms(&opts, attempts);
-            assert!(d >= n / 2 && d <= n, "attempt {attempts}: {d} outside [{}, {n}]", n / 2);
+            assert!(
+                d >= n / 2 && d <= n,
+                "attempt {attempts}: {d} outside [{}, {n}]",
+                n / 2
+            );
         }
         // The default schedule: 11 waits between 12 attempts.
         let span: i64 = (1..12).map(|a| backoff_nominal_ms(&opts, a)).sum();

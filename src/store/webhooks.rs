@@ -335,7 +335,11 @@ pub fn record(
                 status,
                 retry_at,
             } => {
-                let state = if retry_at.is_some() { "pending" } else { "dead" };
+                let state = if retry_at.is_some() {
+                    "pending"
+                } else {
+                    "dead"
+                };
                 let next = retry_at.unwrap_or(now);
                 if *has_row {
                     tx.prepare_cached(

@@ -8,3 +8,4 @@ mod idempotency;
 mod model;
 mod onsale;
 mod support;
+mod webhooks;

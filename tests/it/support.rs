@@ -28,14 +28,17 @@ pub fn spawn_app_with(cfg: HttpConfig) -> TestApp {
 }
 
 pub fn spawn_app_full(cfg: HttpConfig, clock: Arc<dyn boxoffice::app::Clock>) -> TestApp {
+    spawn_app_opts(cfg, AppOptions::default(), clock)
+}
+
+pub fn spawn_app_opts(
+    cfg: HttpConfig,
+    opts: AppOptions,
+    clock: Arc<dyn boxoffice::app::Clock>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = Arc::new(
-        App::open_with_clock(
-            &dir.path().join("boxoffice.db"),
-            AppOptions::default(),
-            clock,
-        )
-        .expect("open app"),
+        App::open_with_clock(&dir.path().join("boxoffice.db"), opts, clock).expect("open app"),
     );
     let admin = app
         .create_token(&Actor::local("test"), Role::Admin, "admin")
@@ -239,6 +242,9 @@ pub fn snapshot(db: &std::path::Path) -> String {
         "tokens",
         "idempotency",
         "audit",
+        "webhooks",
+        "deliveries",
+        "outbox_progress",
     ] {
         let mut st = conn
             .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
