@@ -652,10 +652,9 @@ async fn sigkill_during_deliveries_loses_nothing_and_duplicates_keep_their_id() 
         assert!(Instant::now() < deadline, "deliveries did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let killed_at = Some(rx.captured().len());
+    let killed_at = rx.captured().len();
     server.kill9();
     rx.behaviour.delay_ms.store(0, Ordering::SeqCst);
-    assert!(killed_at.is_some());
     let server = Server::start(dir.path()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -692,7 +691,7 @@ async fn sigkill_during_deliveries_loses_nothing_and_duplicates_keep_their_id() 
     assert_aggregate_order(&got, &rows);
     eprintln!(
         "killed after {} deliveries; {} deliveries for {} messages after restart",
-        killed_at.unwrap_or(0),
+        killed_at,
         got.len(),
         rows.len()
     );
