@@ -4,6 +4,7 @@
 //! checks that prove the server stayed correct under that load. Starting and stopping the server and
 //! the offline `boxoffice check` belong to the runner in `main.rs`, so every scenario gets them.
 
+mod outbox;
 mod rush;
 
 use std::collections::BTreeMap;
@@ -20,12 +21,16 @@ use crate::server::Server;
 pub enum Scenario {
     /// Many attendees register for one event at once: the on-sale rush.
     Rush,
+    /// The rush twice, without and then with one healthy webhook subscriber: the cost of delivery,
+    /// deliveries per second, and how long the backlog takes to drain.
+    Outbox,
 }
 
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Rush => "rush",
+            Scenario::Outbox => "outbox",
         }
     }
 }
@@ -69,5 +74,6 @@ impl Check {
 pub async fn run(scenario: Scenario, server: &Server, params: &Params) -> anyhow::Result<Outcome> {
     match scenario {
         Scenario::Rush => rush::rush(server, params).await,
+        Scenario::Outbox => outbox::outbox(server, params).await,
     }
 }
