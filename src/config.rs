@@ -72,6 +72,7 @@ pub struct OutboxConfig {
     pub parallel_endpoints: usize,
     pub per_endpoint_concurrency: usize,
     pub batch: usize,
+    pub batch_wait_ms: u64,
     pub retention_hours: u64,
     pub max_lag_secs: u64,
 }
@@ -135,6 +136,7 @@ impl Default for OutboxConfig {
             parallel_endpoints: d.parallel_endpoints,
             per_endpoint_concurrency: d.per_endpoint_concurrency,
             batch: d.batch,
+            batch_wait_ms: ms(d.batch_wait_ms),
             retention_hours: ms(d.retention_ms) / 3_600_000,
             max_lag_secs: ms(d.max_lag_ms) / 1000,
         }
@@ -239,6 +241,9 @@ impl Config {
         {
             bail!("outbox.breaker_threshold, parallel_endpoints, per_endpoint_concurrency must be at least 1, batch from 1 to 10000");
         }
+        if o.batch_wait_ms > 10_000 {
+            bail!("outbox.batch_wait_ms must be at most 10000");
+        }
         if o.retention_hours == 0 || o.max_lag_secs == 0 {
             bail!("outbox.retention_hours and outbox.max_lag_secs must be at least 1");
         }
@@ -273,6 +278,7 @@ impl OutboxConfig {
             parallel_endpoints: self.parallel_endpoints,
             per_endpoint_concurrency: self.per_endpoint_concurrency,
             batch: self.batch,
+            batch_wait_ms: ms(self.batch_wait_ms),
             retention_ms: ms(self.retention_hours).saturating_mul(3_600_000),
             max_lag_ms: ms(self.max_lag_secs).saturating_mul(1000),
         }
@@ -302,6 +308,8 @@ mod tests {
         assert_eq!(po.retention_ms, dout.retention_ms);
         assert_eq!(po.max_lag_ms, dout.max_lag_ms);
         assert_eq!(po.breaker_cooldown_ms, dout.breaker_cooldown_ms);
+        assert_eq!(po.batch_wait_ms, dout.batch_wait_ms);
+        assert_eq!(po.batch, dout.batch);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct OutboxOptions {
     pub per_endpoint_concurrency: usize,
     /// Messages read per endpoint per step.
     pub batch: usize,
+    /// After a step that found less than a full batch (or a wake-up), wait this long before the next
+    /// one, so a rush is delivered in larger batches with fewer reads and writer commands.
+    pub batch_wait_ms: i64,
     /// Delivered messages older than this are deleted.
     pub retention_ms: i64,
     /// `/health` fails when the oldest pending message is older than this.
@@ -60,6 +63,7 @@ impl Default for OutboxOptions {
             parallel_endpoints: 8,
             per_endpoint_concurrency: 8,
             batch: 256,
+            batch_wait_ms: 50,
             retention_ms: 7 * 24 * 3_600_000,
             max_lag_ms: 15 * 60_000,
         }

@@ -504,6 +504,8 @@ pub fn spawn(processor: Arc<Processor>) -> Handle {
 
 async fn supervise(p: Arc<Processor>, mut stop: watch::Receiver<bool>) {
     let mut wake = p.app.outbox_shared().subscribe();
+    let gather =
+        Duration::from_millis(u64::try_from(p.app.outbox_options().batch_wait_ms).unwrap_or(0));
     let mut workers: HashMap<i64, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut last_prune: Option<Instant> = None;
     loop {
@@ -536,6 +538,11 @@ async fn supervise(p: Arc<Processor>, mut stop: watch::Receiver<bool>) {
             changed = wake.changed() => if changed.is_err() { break },
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
         }
+        // Commits during a rush wake this loop constantly; settling once per gathering is enough.
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(gather) => {}
+        }
     }
     for (_, w) in workers {
         let _ = w.await;
@@ -546,14 +553,27 @@ async fn supervise(p: Arc<Processor>, mut stop: watch::Receiver<bool>) {
 /// breaker's cooldown ends.
 async fn work(p: Arc<Processor>, webhook_seq: i64, mut stop: watch::Receiver<bool>) {
     let mut wake = p.app.outbox_shared().subscribe();
+    let opts = p.app.outbox_options().clone();
+    let gather = Duration::from_millis(u64::try_from(opts.batch_wait_ms).unwrap_or(0));
+    let mut pause = false;
     loop {
+        // Lets a rush's messages gather into a fuller batch before the next step.
+        if pause && !gather.is_zero() {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(gather) => {}
+            }
+        }
         if *stop.borrow() {
             return;
         }
         wake.borrow_and_update();
         let next = match p.step(webhook_seq).await {
             Ok(Step::Gone) => return,
-            Ok(Step::Done { pass, .. }) if pass.did_work() => continue,
+            Ok(Step::Done { pass, .. }) if pass.did_work() => {
+                pause = pass.attempted + pass.waiting < opts.batch;
+                continue;
+            }
             Ok(Step::Done { next, .. }) => next,
             Err(e) => {
                 tracing::warn!(webhook_seq, error = %e, "outbox step failed; retrying in a second");
@@ -566,13 +586,16 @@ async fn work(p: Arc<Processor>, webhook_seq: i64, mut stop: watch::Receiver<boo
         });
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            changed = wake.changed() => if changed.is_err() { return },
+            changed = wake.changed() => {
+                if changed.is_err() { return }
+                pause = true;
+            }
             _ = async {
                 match sleep {
                     Some(d) => tokio::time::sleep(d).await,
                     None => std::future::pending::<()>().await,
                 }
-            } => {}
+            } => pause = false,
         }
     }
 }
