@@ -152,6 +152,11 @@ impl Server {
         &self.data_dir
     }
 
+    /// The server's process id while it runs (for reading its CPU time from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGTERM and waits for the process to exit, killing it after the timeout.
     pub async fn stop(&mut self) -> anyhow::Result<Stopped> {
         let Some(mut child) = self.child.take() else {

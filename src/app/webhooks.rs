@@ -673,11 +673,13 @@ impl App {
             let read = store_wh::after_cursor(c, endpoint.webhook.cursor, limit)?;
             let cursor_to = read.last().map_or(endpoint.webhook.cursor, |m| m.seq);
             let mut fresh = Vec::with_capacity(read.len());
+            let any_pending = !retries.is_empty() || store_wh::any_pending(c, webhook_seq)?;
             for m in read {
                 if !event_types.matches(&m.kind) {
                     continue;
                 }
-                let held = store_wh::aggregate_held(c, webhook_seq, &m.aggregate_id)?;
+                let held =
+                    any_pending && store_wh::aggregate_held(c, webhook_seq, &m.aggregate_id)?;
                 fresh.push((m, held));
             }
             Ok(Some(EndpointBatch {

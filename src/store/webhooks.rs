@@ -255,6 +255,18 @@ pub fn aggregate_held(
         .is_some())
 }
 
+/// Does the endpoint have any pending delivery? When not (the healthy case), no message can be held
+/// behind one, and the per-message check is skipped.
+pub fn any_pending(conn: &Connection, webhook_seq: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM deliveries WHERE webhook_seq = ?1 AND state = 'pending' LIMIT 1",
+        )?
+        .query_row([webhook_seq], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// When the endpoint next has a retry due, if it has any pending delivery.
 pub fn next_due(conn: &Connection, webhook_seq: i64) -> Result<Option<i64>, StoreError> {
     Ok(conn
