@@ -145,6 +145,9 @@ CREATE TABLE webhooks (
     updated_at   INTEGER NOT NULL
 );
 
+-- With webhooks, the outbox columns attempts, last_error and next_attempt_at summarise failures over all
+-- endpoints (failed attempts, the latest error, its next retry); the per-endpoint truth is below.
+--
 -- Per (message, endpoint) delivery state, kept only off the happy path: a message delivered on its
 -- first attempt leaves no row here (the endpoint's cursor passed it). A row exists for a message that
 -- failed at least once, that waits behind a failing message of the same aggregate (attempts 0), or that

@@ -469,6 +469,12 @@ impl Processor {
     }
 }
 
+/// One pass over every endpoint: the processor's single step, public so tests (and tools) can drain the
+/// outbox deterministically: `while run_once(&p).await?.did_work() {}`.
+pub async fn run_once(processor: &Arc<Processor>) -> Result<Pass> {
+    processor.run_once().await
+}
+
 /// The running processor; `shutdown` stops it after the deliveries in flight are recorded.
 #[derive(Debug)]
 pub struct Handle {

@@ -188,7 +188,11 @@ fn app_with(outbox: OutboxOptions, clock: Arc<dyn Clock>) -> TestApp {
 /// Runs the processor until a pass finds nothing more to do now.
 async fn drain(p: &Arc<Processor>) {
     for _ in 0..1000 {
-        if !p.run_once().await.expect("run_once").did_work() {
+        if !boxoffice::outbox::run_once(p)
+            .await
+            .expect("run_once")
+            .did_work()
+        {
             return;
         }
     }
