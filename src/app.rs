@@ -6,6 +6,7 @@
 //! Methods block (on the writer's group commit or a pooled read) and are called from the HTTP layer's
 //! blocking pool, the CLI, or the console.
 
+mod door;
 mod error;
 mod idempotency;
 
@@ -18,13 +19,15 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+pub use door::{spawn_offer_timer, CheckIn, EventAtDoor, Person, WalkUpSale};
+
 pub use error::{Conflict, Error, Result};
 pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
 
 use crate::domain::{
     admit, seats_to_promote, Admission, Attendee, AttendeeId, DomainEventType, Event, EventId,
-    EventPatch, EventPatchError, EventStatus, NewAttendee, NewEvent, RegStatus, Registration,
-    RegistrationId, Role, TicketCode, Timestamp, TokenId,
+    EventPatch, EventPatchError, EventStatus, NewAttendee, NewEvent, Promotion, RegStatus,
+    Registration, RegistrationId, Role, TicketCode, Timestamp, TokenId,
 };
 use crate::store::check::CheckReport;
 use crate::store::events::EventCursor;
@@ -170,6 +173,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     opts: AppOptions,
     inflight: Arc<Mutex<HashSet<(i64, String)>>>,
+    /// Notified after writes that may make or end offers (see `door`), to re-arm the expiry timer.
+    offers_changed: Arc<tokio::sync::Notify>,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -237,11 +242,20 @@ fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
         return Ok(());
     }
     for seq in registrations::waitlist_heads(tx, event.seq, n)? {
-        let code = TicketCode::from_random(random_bytes());
-        registrations::confirm(tx, seq, &code, now)?;
+        match event.promotion {
+            Promotion::Direct => {
+                let code = TicketCode::from_random(random_bytes());
+                registrations::confirm(tx, seq, &code, now)?;
+                event.confirmed += 1;
+                event.promotions += 1;
+            }
+            // The seat is held, counted against capacity (I1), until accepted, declined or expired.
+            Promotion::Offer => {
+                registrations::offer(tx, seq, now + event.offer_minutes.millis(), now)?;
+                event.offered += 1;
+            }
+        }
         event.waitlisted -= 1;
-        event.confirmed += 1;
-        event.promotions += 1;
         let reg = reload_registration(tx, seq)?;
         emit(tx, DomainEventType::RegistrationPromoted, reg.id, &reg, now)?;
     }
@@ -299,7 +313,17 @@ impl App {
             clock,
             opts,
             inflight: Arc::default(),
+            offers_changed: Arc::default(),
         })
+    }
+
+    /// Passes a result through, first waking the offer-expiry timer when the write succeeded: seats it
+    /// freed may have been offered, offers it ended no longer expire.
+    fn after_seat_change<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.offers_changed.notify_one();
+        }
+        r
     }
 
     pub fn now(&self) -> Timestamp {
@@ -402,7 +426,7 @@ impl App {
 
     pub fn update_event(&self, actor: &Actor, id: EventId, patch: EventPatch) -> Result<Event> {
         let actor = actor.clone();
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
             let changed = event.apply(&patch).map_err(|e| match e {
                 EventPatchError::Closed(why) => Error::conflict(Conflict::InvalidTransition, why),
@@ -410,10 +434,7 @@ impl App {
                     Conflict::CapacityBelowConfirmed,
                     format!("{confirmed} seats are taken; capacity cannot go below that"),
                 ),
-                EventPatchError::WaitlistNotEmpty { waitlisted } => Error::conflict(
-                    Conflict::WaitlistNotEmpty,
-                    format!("{waitlisted} people are waiting; cancel or promote them before disabling the waitlist"),
-                ),
+
                 EventPatchError::Invalid(f) => Error::Invalid(vec![f]),
             })?;
             if changed.is_empty() {
@@ -425,9 +446,17 @@ impl App {
             events::save(tx, &event)?;
             emit(tx, DomainEventType::EventUpdated, event.id, &event, now)?;
             let detail = changed.join(",");
-            record_audit(tx, &actor, "event.update", Some(&event.id.to_string()), Some(&detail), now)?;
+            record_audit(
+                tx,
+                &actor,
+                "event.update",
+                Some(&event.id.to_string()),
+                Some(&detail),
+                now,
+            )?;
             Ok(event)
-        })
+        });
+        self.after_seat_change(r)
     }
 
     pub fn publish_event(&self, actor: &Actor, id: EventId) -> Result<Event> {
@@ -460,7 +489,7 @@ impl App {
     /// Cancels the event and every active registration of it, in one transaction.
     pub fn cancel_event(&self, actor: &Actor, id: EventId) -> Result<Event> {
         let actor = actor.clone();
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
             let changes = event
                 .status
@@ -499,7 +528,8 @@ impl App {
                 now,
             )?;
             Ok(event)
-        })
+        });
+        self.after_seat_change(r)
     }
 
     // ----- attendees -----
@@ -616,6 +646,7 @@ impl App {
                 attendee_seq: attendee.seq,
                 status,
                 ticket_code: ticket,
+                seated_by_override: false,
                 now,
             };
             let seq = registrations::insert(tx, &new)?;
@@ -676,7 +707,7 @@ impl App {
     /// Cancels a registration; a freed seat goes to the head of the waitlist in the same transaction.
     /// Cancelling a cancelled registration succeeds and changes nothing.
     pub fn cancel_registration(&self, id: RegistrationId) -> Result<Registration> {
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let row = registrations::get(tx, id)?.ok_or(Error::NotFound("registration"))?;
             let status = row.reg.status;
             if status == RegStatus::Cancelled {
@@ -707,7 +738,8 @@ impl App {
             promote(tx, &mut event, now)?;
             events::save_counts(tx, &event)?;
             Ok(reg)
-        })
+        });
+        self.after_seat_change(r)
     }
 
     /// The event's registrations in join order, optionally of one status.

@@ -263,9 +263,12 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         });
+        let offer_timer = boxoffice::app::spawn_offer_timer(app.clone());
         let router = boxoffice::http::router(app.clone(), &cfg.http);
         boxoffice::http::serve(listener, router, &cfg.http, shutdown_signal()).await?;
         maintenance.abort();
+        offer_timer.abort();
+
         anyhow::Ok(())
     })?;
     // Every in-flight request has been answered; commit anything still queued, then stop.

@@ -13,10 +13,13 @@ mod time;
 
 pub use attendee::{Attendee, Email, NewAttendee, Phone};
 pub use event::{
-    Capacity, Event, EventPatch, EventPatchError, EventStatus, NewEvent, Occupancy, Promotion,
+    Capacity, Event, EventPatch, EventPatchError, EventStatus, NewEvent, Occupancy, OfferMinutes,
+    Promotion,
 };
 pub use ids::{AttendeeId, EventId, RegistrationId, TokenId};
-pub use registration::{admit, seats_to_promote, Admission, RegStatus, Registration, TicketCode};
+pub use registration::{
+    admit, seats_to_promote, walk_up, Admission, RegStatus, Registration, TicketCode, WalkUp,
+};
 pub use role::Role;
 pub use time::Timestamp;
 
@@ -72,11 +75,12 @@ pub enum DomainEventType {
     RegistrationCancelled,
     RegistrationPromoted,
     AttendeeCheckedIn,
+    AttendeeCheckinReverted,
     AttendeeErased,
 }
 
 impl DomainEventType {
-    pub const ALL: [DomainEventType; 10] = [
+    pub const ALL: [DomainEventType; 11] = [
         Self::EventCreated,
         Self::EventPublished,
         Self::EventUpdated,
@@ -86,6 +90,7 @@ impl DomainEventType {
         Self::RegistrationCancelled,
         Self::RegistrationPromoted,
         Self::AttendeeCheckedIn,
+        Self::AttendeeCheckinReverted,
         Self::AttendeeErased,
     ];
 
@@ -100,6 +105,7 @@ impl DomainEventType {
             Self::RegistrationCancelled => "registration.cancelled",
             Self::RegistrationPromoted => "registration.promoted",
             Self::AttendeeCheckedIn => "attendee.checked_in",
+            Self::AttendeeCheckinReverted => "attendee.checkin_reverted",
             Self::AttendeeErased => "attendee.erased",
         }
     }

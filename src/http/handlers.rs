@@ -210,10 +210,10 @@ fn fingerprint(method: &str, uri: &Uri, body: &[u8]) -> String {
 }
 
 /// Renders a creating write's outcome exactly as it goes on the wire (and is stored for replay).
-fn render_created<T: Serialize>(r: &app::Result<T>) -> Replay {
+fn render<T: Serialize, const STATUS: u16>(r: &app::Result<T>) -> Replay {
     match r {
         Ok(v) => Replay {
-            status: 201,
+            status: STATUS,
             content_type: "application/json".into(),
             body: serde_json::to_vec(v).unwrap_or_default(),
         },
@@ -241,14 +241,14 @@ fn replay_response(r: Replay, replayed: bool) -> Response {
 }
 
 /// Runs a creating write under its `Idempotency-Key`, if the request has one.
-fn idempotent<T: Serialize>(
+fn idempotent<T: Serialize, const STATUS: u16>(
     app: &App,
     actor: &Actor,
     key: Option<String>,
     fingerprint: String,
     op: impl FnOnce(Option<Idem<T>>) -> app::Result<T>,
 ) -> Result<Response, Problem> {
-    let render = render_created::<T>;
+    let render = render::<T, STATUS>;
     let (Some(key), Some(token_seq)) = (key, actor.token_seq) else {
         let r = op(None)?;
         return Ok(replay_response(render(&Ok(r)), false));
@@ -442,7 +442,7 @@ pub async fn register(
         let actor = must(actor)?;
         let event = event_id(&id)?;
         let attendee = wire::parse::<wire::CreateRegistration>(&body)?.attendee_id()?;
-        idempotent(app, &actor, key, fp, |idem| {
+        idempotent::<_, 201>(app, &actor, key, fp, |idem| {
             app.register(event, attendee, idem)
         })
     })
@@ -467,7 +467,7 @@ pub async fn create_attendee(
     let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
         let actor = must(actor)?;
         let new = wire::parse::<wire::CreateAttendee>(&body)?.into_domain()?;
-        idempotent(app, &actor, key, fp, |idem| app.create_attendee(new, idem))
+        idempotent::<_, 201>(app, &actor, key, fp, |idem| app.create_attendee(new, idem))
     })
     .await;
     r.unwrap_or_else(IntoResponse::into_response)
@@ -534,6 +534,102 @@ pub async fn cancel_registration(
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
         Ok(app.cancel_registration(registration_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+// ----- the door and the counter -----
+
+pub async fn check_in(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let fp = fingerprint("POST", &uri, &body);
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
+        let actor = must(actor)?;
+        let input = wire::parse::<wire::CheckInBody>(&body)?;
+        idempotent::<_, 200>(app, &actor, key, fp, |idem| {
+            app.check_in(&actor, &input.ticket_code, idem)
+        })
+    })
+    .await;
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn revert_check_in(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
+        Ok(app.revert_check_in(&must(actor)?, registration_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn walk_up(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let fp = fingerprint("POST", &uri, &body);
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
+        let actor = must(actor)?;
+        let event = event_id(&id)?;
+        // A counter sale may come with no body at all: an anonymous guest, no override.
+        let input = if body.is_empty() {
+            wire::WalkUpBody {
+                name: None,
+                phone: None,
+                override_waitlist: false,
+            }
+        } else {
+            wire::parse::<wire::WalkUpBody>(&body)?
+        };
+        let person = input.person()?;
+        idempotent::<_, 201>(app, &actor, key, fp, |idem| {
+            app.walk_up(&actor, event, person, input.override_waitlist, idem)
+        })
+    })
+    .await;
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn accept_offer(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.accept_offer(registration_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn decline_offer(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.decline_offer(registration_id(&id)?)?)
     })
     .await;
     respond(StatusCode::OK, r)

@@ -57,6 +57,11 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             "/api/v1/registrations/{id}/cancel",
             post(cancel_registration),
         )
+        .route("/api/v1/registrations/{id}/accept", post(accept_offer))
+        .route("/api/v1/registrations/{id}/decline", post(decline_offer))
+        .route("/api/v1/events/{id}/walkups", post(walk_up))
+        .route("/api/v1/checkins", post(check_in))
+        .route("/api/v1/checkins/{id}/revert", post(revert_check_in))
         .fallback(fallback)
         .with_state(Ctx { app });
 
