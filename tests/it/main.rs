@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod crash;
+mod door;
 mod idempotency;
 mod model;
 mod onsale;
