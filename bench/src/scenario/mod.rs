@@ -4,6 +4,7 @@
 //! checks that prove the server stayed correct under that load. Starting and stopping the server and
 //! the offline `boxoffice check` belong to the runner in `main.rs`, so every scenario gets them.
 
+mod checkin;
 mod rush;
 
 use std::collections::BTreeMap;
@@ -20,12 +21,15 @@ use crate::server::Server;
 pub enum Scenario {
     /// Many attendees register for one event at once: the on-sale rush.
     Rush,
+    /// The doors open: every confirmed ticket is scanned once (`--registrations` tickets).
+    Checkin,
 }
 
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Rush => "rush",
+            Scenario::Checkin => "checkin",
         }
     }
 }
@@ -69,5 +73,6 @@ impl Check {
 pub async fn run(scenario: Scenario, server: &Server, params: &Params) -> anyhow::Result<Outcome> {
     match scenario {
         Scenario::Rush => rush::rush(server, params).await,
+        Scenario::Checkin => checkin::checkin(server, params).await,
     }
 }
