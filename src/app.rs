@@ -112,7 +112,22 @@ impl Actor {
     }
 }
 
+/// The health checks of the box.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub database: std::result::Result<(), String>,
+    pub writer: std::result::Result<(), String>,
+    pub writer_queue: usize,
+}
+
+impl Health {
+    pub fn ok(&self) -> bool {
+        self.database.is_ok() && self.writer.is_ok()
+    }
+}
+
 /// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -839,9 +854,22 @@ impl App {
             .write(move |tx| Ok(store::idempotency::prune(tx, before)?))
     }
 
-    /// The database answers a read (for `/health`).
-    pub fn check_readable(&self) -> Result<()> {
-        Ok(self.store.read(store::ping)?)
+    /// What `/health` reports: each check is `Ok` or says why it fails.
+    pub fn health(&self) -> Health {
+        let database = self
+            .store
+            .read(store::ping)
+            .map_err(|e: store::StoreError| e.to_string());
+        let writer = if self.store.writer_alive() {
+            Ok(())
+        } else {
+            Err("the writer thread has stopped; writes fail until restart".to_string())
+        };
+        Health {
+            database,
+            writer,
+            writer_queue: self.store.writer_queue(),
+        }
     }
 
     pub fn backup(&self, out: &Path) -> Result<()> {

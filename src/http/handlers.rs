@@ -276,18 +276,24 @@ fn idempotent<T: Serialize, const STATUS: u16>(
 
 pub async fn health(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
-    let db = tokio::task::spawn_blocking(move || app.check_readable()).await;
-    match db {
-        Ok(Ok(())) => json(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "checks": {"database": "ok"}}),
-        ),
-        Ok(Err(e)) => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "failing", "checks": {"database": e.to_string()}}),
-        ),
-        Err(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
-    }
+    let Ok(h) = tokio::task::spawn_blocking(move || app.health()).await else {
+        return Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    };
+    let show = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
+    let body = serde_json::json!({
+        "status": if h.ok() { "ok" } else { "failing" },
+        "checks": {"database": show(&h.database), "writer": show(&h.writer)},
+        "writer_queue": h.writer_queue,
+    });
+    let status = if h.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &body)
 }
 
 pub async fn fallback() -> Response {

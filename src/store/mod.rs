@@ -223,6 +223,17 @@ impl Store {
         Ok(())
     }
 
+    /// Commands waiting for the writer right now.
+    pub fn writer_queue(&self) -> usize {
+        self.writer.queued()
+    }
+
+    /// Whether the writer thread is running.
+
+    pub fn writer_alive(&self) -> bool {
+        self.writer.alive()
+    }
+
     /// Commits what is queued and stops the writer; later writes fail with `WriterStopped`.
     pub fn shutdown(&self) {
         self.writer.shutdown();

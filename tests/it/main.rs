@@ -9,3 +9,4 @@ mod idempotency;
 mod model;
 mod onsale;
 mod support;
+mod writer;
