@@ -229,7 +229,6 @@ impl Store {
     }
 
     /// Whether the writer thread is running.
-
     pub fn writer_alive(&self) -> bool {
         self.writer.alive()
     }

@@ -198,7 +198,6 @@ impl Writer {
     }
 
     /// Whether the writer thread is still running (for `/health`).
-
     pub(super) fn alive(&self) -> bool {
         self.handle
             .lock()
