@@ -192,13 +192,16 @@ fn token(cfg: &Config, cmd: TokenCommand) -> anyhow::Result<std::process::ExitCo
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// On the first start (no token at all), creates an admin token and writes it to `admin.token`,
+/// On the first start (no token was ever made), creates an admin token and writes it to `admin.token`,
 /// readable by the owner only.
 fn ensure_admin_token(app: &App, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join(ADMIN_TOKEN_FILE);
-    if app.count_active_tokens()? > 0 {
+    // Only a database that has never had a token gets one: revoking every token later must not
+    // quietly mint a new admin.
+    if !app.list_tokens()?.is_empty() {
         return Ok(path);
     }
+
     use std::os::unix::fs::OpenOptionsExt;
     let t = app.create_token(&Actor::local("first-start"), Role::Admin, "admin")?;
     let mut f = std::fs::OpenOptions::new()

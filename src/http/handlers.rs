@@ -43,7 +43,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = match parts.headers.get(header::AUTHORIZATION) {
             None => Auth::Anonymous,
-            Some(v) => match v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")) {
+            // The scheme name is case-insensitive (RFC 9110 section 11.1).
+            Some(v) => match v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
+            {
                 Some(t) if !t.trim().is_empty() && t.len() <= 256 => {
                     Auth::Bearer(t.trim().to_string())
                 }
@@ -272,6 +279,59 @@ fn idempotent<T: Serialize, const STATUS: u16>(
     }
 }
 
+/// The body of a request, read whole within the limits; a failure is a problem document: 408 when the
+/// client stopped sending, 413 over the limit, 400 otherwise.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(rejection) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+                while let Some(e) = source {
+                    if e.is::<tower_http::timeout::TimeoutError>() {
+                        return Err(Problem::for_status(StatusCode::REQUEST_TIMEOUT));
+                    }
+                    source = e.source();
+                }
+                Err(Problem::for_status(rejection.status()))
+            }
+        }
+    }
+}
+
+/// A creating write (`POST` of a sale, an attendee, a scan): the caller is authenticated and holds
+/// `need`, then the `Idempotency-Key` is read, then the body is parsed, then `run` goes under the key.
+#[allow(clippy::too_many_arguments)]
+async fn create<I, T, const STATUS: u16>(
+    ctx: &Ctx,
+    caller: Caller,
+    need: Role,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    parse: impl FnOnce(&Bytes) -> Result<I, Problem> + Send + 'static,
+    run: impl FnOnce(&App, &Actor, I, Option<Idem<T>>) -> app::Result<T> + Send + 'static,
+) -> Response
+where
+    I: Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    let key = idempotency_key(headers);
+    let fp = fingerprint("POST", uri, &body);
+    let r = call(ctx, caller, Some(need), move |app, actor| {
+        let actor = must(actor)?;
+        let key = key?;
+        let input = parse(&body)?;
+        idempotent::<T, STATUS>(app, &actor, key, fp, |idem| run(app, &actor, input, idem))
+    })
+    .await;
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
 // ----- system -----
 
 pub async fn health(State(ctx): State<Ctx>) -> Response {
@@ -339,7 +399,7 @@ pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<St
     respond(StatusCode::OK, r)
 }
 
-pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, body: Bytes) -> Response {
+pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let new = wire::parse::<wire::CreateEvent>(&body)?.into_domain()?;
         Ok(app.create_event(&must(actor)?, new)?)
@@ -352,7 +412,7 @@ pub async fn update_event(
     State(ctx): State<Ctx>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let id = event_id(&id)?;
@@ -437,46 +497,46 @@ pub async fn register(
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(p) => return p.into_response(),
+    let parse = move |b: &Bytes| {
+        Ok((
+            event_id(&id)?,
+            wire::parse::<wire::CreateRegistration>(b)?.attendee_id()?,
+        ))
     };
-    let fp = fingerprint("POST", &uri, &body);
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
-        let actor = must(actor)?;
-        let event = event_id(&id)?;
-        let attendee = wire::parse::<wire::CreateRegistration>(&body)?.attendee_id()?;
-        idempotent::<_, 201>(app, &actor, key, fp, |idem| {
-            app.register(event, attendee, idem)
-        })
-    })
-    .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    create::<_, _, 201>(
+        &ctx,
+        caller,
+        Role::Kiosk,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, _, (event, attendee), idem| app.register(event, attendee, idem),
+    )
+    .await
 }
-
-// ----- attendees -----
 
 pub async fn create_attendee(
     State(ctx): State<Ctx>,
     caller: Caller,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(p) => return p.into_response(),
-    };
-    let fp = fingerprint("POST", &uri, &body);
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
-        let actor = must(actor)?;
-        let new = wire::parse::<wire::CreateAttendee>(&body)?.into_domain()?;
-        idempotent::<_, 201>(app, &actor, key, fp, |idem| app.create_attendee(new, idem))
-    })
-    .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    let parse = |b: &Bytes| wire::parse::<wire::CreateAttendee>(b)?.into_domain();
+    create::<_, _, 201>(
+        &ctx,
+        caller,
+        Role::Kiosk,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, _, new, idem| app.create_attendee(new, idem),
+    )
+    .await
 }
 
 pub async fn get_attendee(
@@ -552,22 +612,20 @@ pub async fn check_in(
     caller: Caller,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(p) => return p.into_response(),
-    };
-    let fp = fingerprint("POST", &uri, &body);
-    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
-        let actor = must(actor)?;
-        let input = wire::parse::<wire::CheckInBody>(&body)?;
-        idempotent::<_, 200>(app, &actor, key, fp, |idem| {
-            app.check_in(&actor, &input.ticket_code, idem)
-        })
-    })
-    .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    let parse = |b: &Bytes| Ok(wire::parse::<wire::CheckInBody>(b)?.ticket_code);
+    create::<_, _, 200>(
+        &ctx,
+        caller,
+        Role::Operator,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, actor, code, idem| app.check_in(actor, &code, idem),
+    )
+    .await
 }
 
 pub async fn revert_check_in(
@@ -588,33 +646,35 @@ pub async fn walk_up(
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(p) => return p.into_response(),
-    };
-    let fp = fingerprint("POST", &uri, &body);
-    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
-        let actor = must(actor)?;
-        let event = event_id(&id)?;
+    let parse = move |b: &Bytes| {
         // A counter sale may come with no body at all: an anonymous guest, no override.
-        let input = if body.is_empty() {
+        let input = if b.is_empty() {
             wire::WalkUpBody {
                 name: None,
                 phone: None,
                 override_waitlist: false,
             }
         } else {
-            wire::parse::<wire::WalkUpBody>(&body)?
+            wire::parse::<wire::WalkUpBody>(b)?
         };
-        let person = input.person()?;
-        idempotent::<_, 201>(app, &actor, key, fp, |idem| {
-            app.walk_up(&actor, event, person, input.override_waitlist, idem)
-        })
-    })
-    .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+        Ok((event_id(&id)?, input.person()?, input.override_waitlist))
+    };
+    create::<_, _, 201>(
+        &ctx,
+        caller,
+        Role::Operator,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, actor, sale, idem| {
+            let (event, person, override_waitlist) = sale;
+            app.walk_up(actor, event, person, override_waitlist, idem)
+        },
+    )
+    .await
 }
 
 pub async fn accept_offer(

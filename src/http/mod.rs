@@ -75,8 +75,10 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             cfg.body_read_timeout_secs,
         )))
+        // Time inside the box: a write still queued for the writer may commit after this answer, so
+        // it is a 503 "outcome unknown", never a 4xx that would claim nothing changed.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(cfg.request_timeout_secs),
         ))
         .layer(middleware::from_fn(frame))

@@ -145,7 +145,14 @@ impl Problem {
                 "Request headers too large",
                 "the request headers are over the limit",
             ),
-            503 => ("unavailable", "Service unavailable", "try again shortly"),
+            // Only the request timeout answers a bare 503: the request may still complete inside.
+            503 => (
+                "outcome_unknown",
+                "Request took too long",
+                "the request was not answered in time and may still take effect; retry it, with the same \
+                 Idempotency-Key for a creating write, to learn the outcome",
+            ),
+
             s if s >= 500 => (
                 "internal",
                 "Internal error",

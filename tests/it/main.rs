@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod door;
+mod hardening;
 mod idempotency;
 mod model;
 mod onsale;
