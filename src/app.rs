@@ -250,6 +250,21 @@ fn reload_registration(conn: &rusqlite::Connection, seq: i64) -> Result<Registra
     Ok(registrations::with_position(conn, row)?)
 }
 
+/// Cancels one registration and records the domain event; returns it as it now stands. The event's
+/// counters are the caller's to adjust.
+fn cancel_one(tx: &Tx<'_>, seq: i64, now: i64) -> Result<Registration> {
+    registrations::cancel(tx, seq, now)?;
+    let reg = reload_registration(tx, seq)?;
+    emit(
+        tx,
+        DomainEventType::RegistrationCancelled,
+        reg.id,
+        &reg,
+        now,
+    )?;
+    Ok(reg)
+}
+
 /// Confirms as many heads of the waitlist as there are free seats (I3, I4), recording each promotion.
 fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
     let n = seats_to_promote(event.occupancy());
@@ -515,15 +530,7 @@ impl App {
             }
             let active = registrations::active_of_event(tx, event.seq)?;
             for (seq, _) in &active {
-                registrations::cancel(tx, *seq, now)?;
-                let reg = reload_registration(tx, *seq)?;
-                emit(
-                    tx,
-                    DomainEventType::RegistrationCancelled,
-                    reg.id,
-                    &reg,
-                    now,
-                )?;
+                cancel_one(tx, *seq, now)?;
             }
             event.status = EventStatus::Cancelled;
             event.confirmed = 0;
@@ -730,7 +737,7 @@ impl App {
             }
             let mut event =
                 events::get_by_seq(tx, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
-            registrations::cancel(tx, row.reg.seq, now)?;
+            let reg = cancel_one(tx, row.reg.seq, now)?;
             match status {
                 RegStatus::Confirmed => {
                     event.confirmed -= 1;
@@ -742,14 +749,6 @@ impl App {
                 RegStatus::Waitlisted => event.waitlisted -= 1,
                 RegStatus::Cancelled => {}
             }
-            let reg = reload_registration(tx, row.reg.seq)?;
-            emit(
-                tx,
-                DomainEventType::RegistrationCancelled,
-                reg.id,
-                &reg,
-                now,
-            )?;
             promote(tx, &mut event, now)?;
             events::save_counts(tx, &event)?;
             Ok(reg)

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{
-    emit, internal, promote, random_bytes, record_audit, reload_registration, Actor, App, Conflict,
-    Error, Idem, Result,
+    cancel_one, emit, internal, promote, random_bytes, record_audit, reload_registration, Actor,
+    App, Conflict, Error, Idem, Result,
 };
 use crate::domain::{
     walk_up, Attendee, AttendeeId, DomainEventType, Event, EventId, EventStatus, NewAttendee,
@@ -59,16 +59,8 @@ fn event_of(tx: &Tx<'_>, event_seq: i64) -> Result<Event> {
 
 /// Ends an offer that ran out: the registration is cancelled and the seat passes on (I4).
 fn expire(tx: &Tx<'_>, seq: i64, event: &mut Event, now: i64) -> Result<()> {
-    registrations::cancel(tx, seq, now)?;
+    cancel_one(tx, seq, now)?;
     event.offered -= 1;
-    let reg = reload_registration(tx, seq)?;
-    emit(
-        tx,
-        DomainEventType::RegistrationCancelled,
-        reg.id,
-        &reg,
-        now,
-    )?;
     promote(tx, event, now)
 }
 

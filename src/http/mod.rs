@@ -145,7 +145,9 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        // 64 random bits from the thread's generator: unique enough to find a request in the logs,
+        // and no system call per request.
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
 /// Around every request: request id in, security headers out, a problem document for every error
