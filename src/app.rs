@@ -127,7 +127,6 @@ impl Health {
 }
 
 /// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
