@@ -20,6 +20,8 @@ CREATE TABLE events (
     status            TEXT    NOT NULL CHECK (status IN ('draft', 'published', 'cancelled', 'completed')),
     waitlist_enabled  INTEGER NOT NULL DEFAULT 1 CHECK (waitlist_enabled IN (0, 1)),
     promotion         TEXT    NOT NULL DEFAULT 'direct' CHECK (promotion IN ('direct', 'offer')),
+    -- How long an offered seat is held for the head of the waitlist (promotion = 'offer').
+    offer_minutes     INTEGER NOT NULL DEFAULT 1440 CHECK (offer_minutes BETWEEN 1 AND 43200),
     confirmed         INTEGER NOT NULL DEFAULT 0 CHECK (confirmed >= 0),
     offered           INTEGER NOT NULL DEFAULT 0 CHECK (offered >= 0),
     waitlisted        INTEGER NOT NULL DEFAULT 0 CHECK (waitlisted >= 0),
@@ -57,6 +59,9 @@ CREATE TABLE registrations (
     offer_expires_at  INTEGER,
     checked_in_at     INTEGER,
     promoted_at       INTEGER,
+    -- A counter sale that took a seat while people waited, on the operator's audited override: the one
+    -- sanctioned exception to first come, first served (I3).
+    seated_by_override INTEGER NOT NULL DEFAULT 0 CHECK (seated_by_override IN (0, 1)),
     created_at        INTEGER NOT NULL,
     updated_at        INTEGER NOT NULL,
     cancelled_at      INTEGER
@@ -71,6 +76,9 @@ CREATE INDEX registrations_by_event_status ON registrations (event_seq, status, 
 CREATE INDEX registrations_by_event ON registrations (event_seq, seq);
 -- An attendee's tickets.
 CREATE INDEX registrations_by_attendee ON registrations (attendee_seq, seq);
+-- Open offers by expiry: the next expiry is the first entry, expired offers a range scan.
+CREATE INDEX registrations_offers ON registrations (offer_expires_at) WHERE status = 'offered';
+
 
 -- Transactional outbox (I5): written in the same transaction as the change it describes.
 CREATE TABLE outbox (

@@ -6,6 +6,7 @@
 //! Methods block (on the writer's group commit or a pooled read) and are called from the HTTP layer's
 //! blocking pool, the CLI, or the console.
 
+mod door;
 mod error;
 mod idempotency;
 mod webhooks;
@@ -19,6 +20,8 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+pub use door::{spawn_offer_timer, CheckIn, EventAtDoor, Person, WalkUpSale};
+
 pub use error::{Conflict, Error, Result};
 pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
 pub use webhooks::{
@@ -29,8 +32,8 @@ pub use webhooks::{
 
 use crate::domain::{
     admit, seats_to_promote, Admission, Attendee, AttendeeId, DomainEventType, Event, EventId,
-    EventPatch, EventPatchError, EventStatus, NewAttendee, NewEvent, RegStatus, Registration,
-    RegistrationId, Role, TicketCode, Timestamp, TokenId,
+    EventPatch, EventPatchError, EventStatus, NewAttendee, NewEvent, Promotion, RegStatus,
+    Registration, RegistrationId, Role, TicketCode, Timestamp, TokenId,
 };
 use crate::store::check::CheckReport;
 use crate::store::events::EventCursor;
@@ -117,6 +120,20 @@ impl Actor {
     }
 }
 
+/// The health checks of the box.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub database: std::result::Result<(), String>,
+    pub writer: std::result::Result<(), String>,
+    pub writer_queue: usize,
+}
+
+impl Health {
+    pub fn ok(&self) -> bool {
+        self.database.is_ok() && self.writer.is_ok()
+    }
+}
+
 /// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Page<T> {
@@ -178,6 +195,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     opts: AppOptions,
     inflight: Arc<Mutex<HashSet<(i64, String)>>>,
+    /// Notified after writes that may make or end offers (see `door`), to re-arm the expiry timer.
+    offers_changed: Arc<tokio::sync::Notify>,
     outbox: Arc<OutboxShared>,
 }
 
@@ -239,6 +258,21 @@ fn reload_registration(conn: &rusqlite::Connection, seq: i64) -> Result<Registra
     Ok(registrations::with_position(conn, row)?)
 }
 
+/// Cancels one registration and records the domain event; returns it as it now stands. The event's
+/// counters are the caller's to adjust.
+fn cancel_one(tx: &Tx<'_>, seq: i64, now: i64) -> Result<Registration> {
+    registrations::cancel(tx, seq, now)?;
+    let reg = reload_registration(tx, seq)?;
+    emit(
+        tx,
+        DomainEventType::RegistrationCancelled,
+        reg.id,
+        &reg,
+        now,
+    )?;
+    Ok(reg)
+}
+
 /// Confirms as many heads of the waitlist as there are free seats (I3, I4), recording each promotion.
 fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
     let n = seats_to_promote(event.occupancy());
@@ -246,11 +280,20 @@ fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
         return Ok(());
     }
     for seq in registrations::waitlist_heads(tx, event.seq, n)? {
-        let code = TicketCode::from_random(random_bytes());
-        registrations::confirm(tx, seq, &code, now)?;
+        match event.promotion {
+            Promotion::Direct => {
+                let code = TicketCode::from_random(random_bytes());
+                registrations::confirm(tx, seq, &code, now)?;
+                event.confirmed += 1;
+                event.promotions += 1;
+            }
+            // The seat is held, counted against capacity (I1), until accepted, declined or expired.
+            Promotion::Offer => {
+                registrations::offer(tx, seq, now + event.offer_minutes.millis(), now)?;
+                event.offered += 1;
+            }
+        }
         event.waitlisted -= 1;
-        event.confirmed += 1;
-        event.promotions += 1;
         let reg = reload_registration(tx, seq)?;
         emit(tx, DomainEventType::RegistrationPromoted, reg.id, &reg, now)?;
     }
@@ -316,8 +359,18 @@ impl App {
             clock,
             opts,
             inflight: Arc::default(),
+            offers_changed: Arc::default(),
             outbox,
         })
+    }
+
+    /// Passes a result through, first waking the offer-expiry timer when the write succeeded: seats it
+    /// freed may have been offered, offers it ended no longer expire.
+    fn after_seat_change<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.offers_changed.notify_one();
+        }
+        r
     }
 
     pub fn now(&self) -> Timestamp {
@@ -420,7 +473,7 @@ impl App {
 
     pub fn update_event(&self, actor: &Actor, id: EventId, patch: EventPatch) -> Result<Event> {
         let actor = actor.clone();
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
             let changed = event.apply(&patch).map_err(|e| match e {
                 EventPatchError::Closed(why) => Error::conflict(Conflict::InvalidTransition, why),
@@ -428,10 +481,7 @@ impl App {
                     Conflict::CapacityBelowConfirmed,
                     format!("{confirmed} seats are taken; capacity cannot go below that"),
                 ),
-                EventPatchError::WaitlistNotEmpty { waitlisted } => Error::conflict(
-                    Conflict::WaitlistNotEmpty,
-                    format!("{waitlisted} people are waiting; cancel or promote them before disabling the waitlist"),
-                ),
+
                 EventPatchError::Invalid(f) => Error::Invalid(vec![f]),
             })?;
             if changed.is_empty() {
@@ -443,9 +493,17 @@ impl App {
             events::save(tx, &event)?;
             emit(tx, DomainEventType::EventUpdated, event.id, &event, now)?;
             let detail = changed.join(",");
-            record_audit(tx, &actor, "event.update", Some(&event.id.to_string()), Some(&detail), now)?;
+            record_audit(
+                tx,
+                &actor,
+                "event.update",
+                Some(&event.id.to_string()),
+                Some(&detail),
+                now,
+            )?;
             Ok(event)
-        })
+        });
+        self.after_seat_change(r)
     }
 
     pub fn publish_event(&self, actor: &Actor, id: EventId) -> Result<Event> {
@@ -478,7 +536,7 @@ impl App {
     /// Cancels the event and every active registration of it, in one transaction.
     pub fn cancel_event(&self, actor: &Actor, id: EventId) -> Result<Event> {
         let actor = actor.clone();
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
             let changes = event
                 .status
@@ -489,15 +547,7 @@ impl App {
             }
             let active = registrations::active_of_event(tx, event.seq)?;
             for (seq, _) in &active {
-                registrations::cancel(tx, *seq, now)?;
-                let reg = reload_registration(tx, *seq)?;
-                emit(
-                    tx,
-                    DomainEventType::RegistrationCancelled,
-                    reg.id,
-                    &reg,
-                    now,
-                )?;
+                cancel_one(tx, *seq, now)?;
             }
             event.status = EventStatus::Cancelled;
             event.confirmed = 0;
@@ -517,7 +567,8 @@ impl App {
                 now,
             )?;
             Ok(event)
-        })
+        });
+        self.after_seat_change(r)
     }
 
     // ----- attendees -----
@@ -634,6 +685,7 @@ impl App {
                 attendee_seq: attendee.seq,
                 status,
                 ticket_code: ticket,
+                seated_by_override: false,
                 now,
             };
             let seq = registrations::insert(tx, &new)?;
@@ -694,7 +746,7 @@ impl App {
     /// Cancels a registration; a freed seat goes to the head of the waitlist in the same transaction.
     /// Cancelling a cancelled registration succeeds and changes nothing.
     pub fn cancel_registration(&self, id: RegistrationId) -> Result<Registration> {
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let row = registrations::get(tx, id)?.ok_or(Error::NotFound("registration"))?;
             let status = row.reg.status;
             if status == RegStatus::Cancelled {
@@ -702,7 +754,7 @@ impl App {
             }
             let mut event =
                 events::get_by_seq(tx, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
-            registrations::cancel(tx, row.reg.seq, now)?;
+            let reg = cancel_one(tx, row.reg.seq, now)?;
             match status {
                 RegStatus::Confirmed => {
                     event.confirmed -= 1;
@@ -714,18 +766,11 @@ impl App {
                 RegStatus::Waitlisted => event.waitlisted -= 1,
                 RegStatus::Cancelled => {}
             }
-            let reg = reload_registration(tx, row.reg.seq)?;
-            emit(
-                tx,
-                DomainEventType::RegistrationCancelled,
-                reg.id,
-                &reg,
-                now,
-            )?;
             promote(tx, &mut event, now)?;
             events::save_counts(tx, &event)?;
             Ok(reg)
-        })
+        });
+        self.after_seat_change(r)
     }
 
     /// The event's registrations in join order, optionally of one status.
@@ -825,9 +870,22 @@ impl App {
             .write(move |tx| Ok(store::idempotency::prune(tx, before)?))
     }
 
-    /// The database answers a read (for `/health`).
-    pub fn check_readable(&self) -> Result<()> {
-        Ok(self.store.read(store::ping)?)
+    /// What `/health` reports: each check is `Ok` or says why it fails.
+    pub fn health(&self) -> Health {
+        let database = self
+            .store
+            .read(store::ping)
+            .map_err(|e: store::StoreError| e.to_string());
+        let writer = if self.store.writer_alive() {
+            Ok(())
+        } else {
+            Err("the writer thread has stopped; writes fail until restart".to_string())
+        };
+        Health {
+            database,
+            writer,
+            writer_queue: self.store.writer_queue(),
+        }
     }
 
     pub fn backup(&self, out: &Path) -> Result<()> {

@@ -35,6 +35,7 @@ pub struct HttpConfig {
     pub max_headers: usize,
     pub header_read_timeout_secs: u64,
     pub body_read_timeout_secs: u64,
+    pub write_timeout_secs: u64,
     pub request_timeout_secs: u64,
     pub max_connections: usize,
     pub blocking_threads: usize,
@@ -99,6 +100,7 @@ impl Default for HttpConfig {
             max_headers: 64,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 10,
+            write_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 1024,
             blocking_threads: 128,
@@ -206,20 +208,22 @@ impl Config {
         if !(8..=1000).contains(&h.max_headers) {
             bail!("http.max_headers must be from 8 to 1000");
         }
-        if h.max_connections == 0 || h.blocking_threads == 0 {
-            bail!("http.max_connections and http.blocking_threads must be at least 1");
+        if !(1..=100_000).contains(&h.max_connections) || !(1..=4096).contains(&h.blocking_threads)
+        {
+            bail!("http.max_connections must be from 1 to 100000, http.blocking_threads from 1 to 4096");
         }
         if h.header_read_timeout_secs == 0
             || h.request_timeout_secs == 0
             || h.body_read_timeout_secs == 0
+            || h.write_timeout_secs == 0
         {
             bail!("http timeouts must be at least 1 second");
         }
         if self.store.readers == 0 || self.store.max_batch == 0 || self.store.queue == 0 {
             bail!("store.readers, store.max_batch and store.queue must be at least 1");
         }
-        if self.idempotency.ttl_hours == 0 {
-            bail!("idempotency.ttl_hours must be at least 1");
+        if !(1..=24 * 365).contains(&self.idempotency.ttl_hours) {
+            bail!("idempotency.ttl_hours must be from 1 to 8760");
         }
         let o = &self.outbox;
         if !(100..=60_000).contains(&o.timeout_ms) {

@@ -50,6 +50,8 @@ pub fn load(app: &App) -> Result<usize> {
             Some(&ends.to_rfc3339()),
             e.capacity,
             Some(true),
+            None,
+            None,
         )
         .map_err(crate::app::Error::Invalid)?;
         let event = app.create_event(&actor, new)?;

@@ -192,13 +192,16 @@ fn token(cfg: &Config, cmd: TokenCommand) -> anyhow::Result<std::process::ExitCo
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// On the first start (no token at all), creates an admin token and writes it to `admin.token`,
+/// On the first start (no token was ever made), creates an admin token and writes it to `admin.token`,
 /// readable by the owner only.
 fn ensure_admin_token(app: &App, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join(ADMIN_TOKEN_FILE);
-    if app.count_active_tokens()? > 0 {
+    // Only a database that has never had a token gets one: revoking every token later must not
+    // quietly mint a new admin.
+    if !app.list_tokens()?.is_empty() {
         return Ok(path);
     }
+
     use std::os::unix::fs::OpenOptionsExt;
     let t = app.create_token(&Actor::local("first-start"), Role::Admin, "admin")?;
     let mut f = std::fs::OpenOptions::new()
@@ -263,6 +266,7 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         });
+        let offer_timer = boxoffice::app::spawn_offer_timer(app.clone());
         // The outbox processor: woken by commits that record domain events, idle otherwise.
         let outbox = if cfg.outbox.enabled {
             let processor = boxoffice::outbox::Processor::with_http(app.clone())
@@ -274,11 +278,13 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
         let router = boxoffice::http::router(app.clone(), &cfg.http);
         boxoffice::http::serve(listener, router, &cfg.http, shutdown_signal()).await?;
         maintenance.abort();
+        offer_timer.abort();
         // Deliveries in flight get to record their outcome; anything cut off is sent again next start.
         if let Some(outbox) = outbox {
             let grace = std::time::Duration::from_millis(cfg.outbox.timeout_ms + 1000);
             outbox.shutdown(grace).await;
         }
+
         anyhow::Ok(())
     })?;
     // Every in-flight request has been answered; commit anything still queued, then stop.

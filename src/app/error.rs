@@ -1,6 +1,6 @@
 //! The errors a use case can end in. `http` maps each to a status and a problem document in one match.
 
-use crate::domain::FieldError;
+use crate::domain::{FieldError, Timestamp};
 use crate::store::StoreError;
 
 /// A conflict with the current state, named by a stable machine code.
@@ -10,7 +10,12 @@ pub enum Conflict {
     AlreadyRegistered,
     SoldOut,
     CapacityBelowConfirmed,
-    WaitlistNotEmpty,
+    AlreadyCheckedIn,
+    RegistrationCancelled,
+    NotCheckedIn,
+    WaitlistFirst,
+    OfferExpired,
+    NoOffer,
     EmailTaken,
     InvalidTransition,
     TokenNameTaken,
@@ -24,7 +29,12 @@ impl Conflict {
             Self::AlreadyRegistered => "already_registered",
             Self::SoldOut => "sold_out",
             Self::CapacityBelowConfirmed => "capacity_below_confirmed",
-            Self::WaitlistNotEmpty => "waitlist_not_empty",
+            Self::AlreadyCheckedIn => "already_checked_in",
+            Self::RegistrationCancelled => "registration_cancelled",
+            Self::NotCheckedIn => "not_checked_in",
+            Self::WaitlistFirst => "waitlist_first",
+            Self::OfferExpired => "offer_expired",
+            Self::NoOffer => "no_offer",
             Self::EmailTaken => "email_taken",
             Self::InvalidTransition => "invalid_transition",
             Self::TokenNameTaken => "token_name_taken",
@@ -38,7 +48,12 @@ impl Conflict {
             Self::AlreadyRegistered => "Already registered",
             Self::SoldOut => "Sold out",
             Self::CapacityBelowConfirmed => "Capacity below confirmed seats",
-            Self::WaitlistNotEmpty => "Waitlist is not empty",
+            Self::AlreadyCheckedIn => "Already checked in",
+            Self::RegistrationCancelled => "Registration cancelled",
+            Self::NotCheckedIn => "Not checked in",
+            Self::WaitlistFirst => "People are waiting for a seat",
+            Self::OfferExpired => "Offer expired",
+            Self::NoOffer => "No open offer",
             Self::EmailTaken => "Email already taken",
             Self::InvalidTransition => "Not allowed in the current state",
             Self::TokenNameTaken => "Token name already taken",
@@ -54,7 +69,11 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{detail}")]
-    Conflict { kind: Conflict, detail: String },
+    Conflict {
+        kind: Conflict,
+        detail: String,
+        checked_in_at: Option<Timestamp>,
+    },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -66,6 +85,7 @@ impl Error {
         Self::Conflict {
             kind,
             detail: detail.into(),
+            checked_in_at: None,
         }
     }
 

@@ -91,18 +91,64 @@ impl Capacity {
     }
 }
 
-/// How the head of the waitlist gets a freed seat. Only `direct` exists so far.
+/// How the head of the waitlist gets a freed seat: confirmed at once (`direct`), or offered the seat,
+/// held for `offer_minutes`, to accept or decline (`offer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Promotion {
     Direct,
+    Offer,
 }
 
 impl Promotion {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(Self::Direct),
+            "offer" => Some(Self::Offer),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Direct => "direct",
+            Self::Offer => "offer",
         }
     }
+}
+
+/// How long an offered seat is held: a minute to 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferMinutes(u32);
+
+impl OfferMinutes {
+    pub const DEFAULT: OfferMinutes = OfferMinutes(24 * 60);
+    const MAX: i64 = 30 * 24 * 60;
+
+    pub fn parse(n: i64) -> Result<Self, FieldError> {
+        if !(1..=Self::MAX).contains(&n) {
+            return Err(FieldError::new(
+                "offer_minutes",
+                format!("must be an integer from 1 to {}", Self::MAX),
+            ));
+        }
+        Ok(Self(u32::try_from(n).expect("bounded")))
+    }
+
+    pub fn get(self) -> i64 {
+        i64::from(self.0)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.get() * 60_000
+    }
+}
+
+fn parse_promotion(s: &str, errors: &mut Vec<FieldError>) -> Option<Promotion> {
+    let p = Promotion::parse(s);
+    if p.is_none() {
+        errors.push(FieldError::new("promotion", "must be direct or offer"));
+    }
+    p
 }
 
 /// A validated request to create an event.
@@ -115,6 +161,8 @@ pub struct NewEvent {
     pub ends_at: Option<Timestamp>,
     pub capacity: Capacity,
     pub waitlist_enabled: bool,
+    pub promotion: Promotion,
+    pub offer_minutes: OfferMinutes,
 }
 
 /// Raw text of a time field as the caller sent it.
@@ -139,9 +187,19 @@ impl NewEvent {
         ends_at: Option<&str>,
         capacity: i64,
         waitlist_enabled: Option<bool>,
+        promotion: Option<&str>,
+        offer_minutes: Option<i64>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = required_text("name", name, EVENT_TEXT_MAX, &mut errors);
+        let promotion = match promotion {
+            Some(p) => parse_promotion(p, &mut errors),
+            None => Some(Promotion::Direct),
+        };
+        let offer_minutes = match offer_minutes {
+            Some(m) => OfferMinutes::parse(m).map_err(|e| errors.push(e)).ok(),
+            None => Some(OfferMinutes::DEFAULT),
+        };
         let venue = required_text("venue", venue, EVENT_TEXT_MAX, &mut errors);
         let description = description.map(str::trim).unwrap_or_default().to_string();
         if description.chars().count() > DESCRIPTION_MAX {
@@ -158,16 +216,26 @@ impl NewEvent {
             }
         }
         let capacity = Capacity::parse(capacity).map_err(|e| errors.push(e)).ok();
-        match (errors.is_empty(), starts, capacity) {
-            (true, Some(starts_at), Some(capacity)) => Ok(Self {
-                name,
-                venue,
-                description,
-                starts_at,
-                ends_at: ends,
-                capacity,
-                waitlist_enabled: waitlist_enabled.unwrap_or(true),
-            }),
+        match (
+            errors.is_empty(),
+            starts,
+            capacity,
+            promotion,
+            offer_minutes,
+        ) {
+            (true, Some(starts_at), Some(capacity), Some(promotion), Some(offer_minutes)) => {
+                Ok(Self {
+                    name,
+                    venue,
+                    description,
+                    starts_at,
+                    ends_at: ends,
+                    capacity,
+                    waitlist_enabled: waitlist_enabled.unwrap_or(true),
+                    promotion,
+                    offer_minutes,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -183,6 +251,8 @@ pub struct EventPatch {
     pub ends_at: Option<Option<Timestamp>>,
     pub capacity: Option<Capacity>,
     pub waitlist_enabled: Option<bool>,
+    pub promotion: Option<Promotion>,
+    pub offer_minutes: Option<OfferMinutes>,
 }
 
 impl EventPatch {
@@ -195,9 +265,14 @@ impl EventPatch {
         ends_at: Option<Option<&str>>,
         capacity: Option<i64>,
         waitlist_enabled: Option<bool>,
+        promotion: Option<&str>,
+        offer_minutes: Option<i64>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let patch = Self {
+            promotion: promotion.and_then(|p| parse_promotion(p, &mut errors)),
+            offer_minutes: offer_minutes
+                .and_then(|m| OfferMinutes::parse(m).map_err(|e| errors.push(e)).ok()),
             name: name.map(|n| required_text("name", n, EVENT_TEXT_MAX, &mut errors)),
             venue: venue.map(|v| required_text("venue", v, EVENT_TEXT_MAX, &mut errors)),
             description: description.map(|d| {
@@ -256,6 +331,7 @@ pub struct Event {
     pub status: EventStatus,
     pub waitlist_enabled: bool,
     pub promotion: Promotion,
+    pub offer_minutes: OfferMinutes,
     pub confirmed: i64,
     pub offered: i64,
     pub waitlisted: i64,
@@ -291,15 +367,24 @@ impl Event {
                 changed.push("capacity");
             }
         }
+        // Closing the waitlist freezes it: those waiting keep their places, freed seats are no longer
+        // promoted (I4 binds an open waitlist only), and reopening it promotes at once.
         if let Some(w) = patch.waitlist_enabled {
-            if !w && self.waitlisted > 0 {
-                return Err(EventPatchError::WaitlistNotEmpty {
-                    waitlisted: self.waitlisted,
-                });
-            }
             if w != self.waitlist_enabled {
                 self.waitlist_enabled = w;
                 changed.push("waitlist_enabled");
+            }
+        }
+        if let Some(p) = patch.promotion {
+            if p != self.promotion {
+                self.promotion = p;
+                changed.push("promotion");
+            }
+        }
+        if let Some(m) = patch.offer_minutes {
+            if m != self.offer_minutes {
+                self.offer_minutes = m;
+                changed.push("offer_minutes");
             }
         }
         let starts_at = patch.starts_at.unwrap_or(self.starts_at);
@@ -341,13 +426,12 @@ impl Event {
 pub enum EventPatchError {
     Closed(&'static str),
     CapacityBelowConfirmed { confirmed: i64 },
-    WaitlistNotEmpty { waitlisted: i64 },
     Invalid(FieldError),
 }
 
 impl serde::Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Event", 17)?;
+        let mut st = s.serialize_struct("Event", 18)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("venue", &self.venue)?;
@@ -358,6 +442,7 @@ impl serde::Serialize for Event {
         st.serialize_field("status", self.status.as_str())?;
         st.serialize_field("waitlist_enabled", &self.waitlist_enabled)?;
         st.serialize_field("promotion", self.promotion.as_str())?;
+        st.serialize_field("offer_minutes", &self.offer_minutes.get())?;
         st.serialize_field("confirmed", &self.confirmed)?;
         st.serialize_field("offered", &self.offered)?;
         st.serialize_field("waitlisted", &self.waitlisted)?;
@@ -387,6 +472,7 @@ mod tests {
             status: EventStatus::Published,
             waitlist_enabled: true,
             promotion: Promotion::Direct,
+            offer_minutes: OfferMinutes::DEFAULT,
             confirmed,
             offered: 0,
             waitlisted,
@@ -399,10 +485,29 @@ mod tests {
 
     #[test]
     fn new_event_collects_every_invalid_field() {
-        let errs =
-            NewEvent::parse(" ", "Hall", None, "tomorrow", None, -1, None).expect_err("invalid");
+        let errs = NewEvent::parse(
+            " ",
+            "Hall",
+            None,
+            "tomorrow",
+            None,
+            -1,
+            None,
+            Some("lottery"),
+            Some(0),
+        )
+        .expect_err("invalid");
         let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["name", "starts_at", "capacity"]);
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "promotion",
+                "offer_minutes",
+                "starts_at",
+                "capacity"
+            ]
+        );
     }
 
     #[test]
@@ -414,6 +519,8 @@ mod tests {
             "2026-01-02T00:00:00Z",
             Some("2026-01-01T00:00:00Z"),
             5,
+            None,
+            None,
             None,
         )
         .expect_err("invalid");
@@ -439,16 +546,14 @@ mod tests {
     }
 
     #[test]
-    fn waitlist_cannot_be_disabled_while_people_wait() {
+    fn the_waitlist_can_be_closed_while_people_wait() {
         let mut e = event(1, 1, 3);
         let patch = EventPatch {
             waitlist_enabled: Some(false),
             ..Default::default()
         };
-        assert_eq!(
-            e.apply(&patch),
-            Err(EventPatchError::WaitlistNotEmpty { waitlisted: 3 })
-        );
+        assert_eq!(e.apply(&patch), Ok(vec!["waitlist_enabled"]));
+        assert!(!e.waitlist_enabled);
     }
 
     #[test]

@@ -14,10 +14,13 @@ mod webhook;
 
 pub use attendee::{Attendee, Email, NewAttendee, Phone};
 pub use event::{
-    Capacity, Event, EventPatch, EventPatchError, EventStatus, NewEvent, Occupancy, Promotion,
+    Capacity, Event, EventPatch, EventPatchError, EventStatus, NewEvent, Occupancy, OfferMinutes,
+    Promotion,
 };
 pub use ids::{AttendeeId, EventId, RegistrationId, TokenId};
-pub use registration::{admit, seats_to_promote, Admission, RegStatus, Registration, TicketCode};
+pub use registration::{
+    admit, seats_to_promote, walk_up, Admission, RegStatus, Registration, TicketCode, WalkUp,
+};
 pub use role::Role;
 pub use time::Timestamp;
 pub use webhook::{parse_description, parse_timeout_ms, EventTypes, WebhookUrl};
@@ -74,11 +77,12 @@ pub enum DomainEventType {
     RegistrationCancelled,
     RegistrationPromoted,
     AttendeeCheckedIn,
+    AttendeeCheckinReverted,
     AttendeeErased,
 }
 
 impl DomainEventType {
-    pub const ALL: [DomainEventType; 10] = [
+    pub const ALL: [DomainEventType; 11] = [
         Self::EventCreated,
         Self::EventPublished,
         Self::EventUpdated,
@@ -88,6 +92,7 @@ impl DomainEventType {
         Self::RegistrationCancelled,
         Self::RegistrationPromoted,
         Self::AttendeeCheckedIn,
+        Self::AttendeeCheckinReverted,
         Self::AttendeeErased,
     ];
 
@@ -102,6 +107,7 @@ impl DomainEventType {
             Self::RegistrationCancelled => "registration.cancelled",
             Self::RegistrationPromoted => "registration.promoted",
             Self::AttendeeCheckedIn => "attendee.checked_in",
+            Self::AttendeeCheckinReverted => "attendee.checkin_reverted",
             Self::AttendeeErased => "attendee.erased",
         }
     }

@@ -59,8 +59,30 @@ pub fn admit(o: Occupancy) -> Admission {
 }
 
 /// How many heads of the waitlist must be promoted now so that no seat stays idle while people wait (I4).
+/// A closed waitlist is frozen: nobody is promoted from it until it opens again.
 pub fn seats_to_promote(o: Occupancy) -> i64 {
+    if !o.waitlist_enabled {
+        return 0;
+    }
     o.free().min(o.waitlisted.max(0))
+}
+
+/// Whether a counter sale may take a free seat: not while anyone waits, unless the operator overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkUp {
+    Sell,
+    WaitlistFirst,
+    SoldOut,
+}
+
+pub fn walk_up(o: Occupancy, override_waitlist: bool) -> WalkUp {
+    if o.waitlisted > 0 && !override_waitlist {
+        WalkUp::WaitlistFirst
+    } else if o.free() > 0 {
+        WalkUp::Sell
+    } else {
+        WalkUp::SoldOut
+    }
 }
 
 /// A ticket code: 136 random bits as 28 base32 characters, shown in groups of four so a person can read
@@ -183,6 +205,20 @@ mod tests {
         assert_eq!(seats_to_promote(occ(10, 7, 5, true)), 3);
         assert_eq!(seats_to_promote(occ(10, 7, 2, true)), 2);
         assert_eq!(seats_to_promote(occ(10, 10, 5, true)), 0);
+        assert_eq!(
+            seats_to_promote(occ(10, 7, 5, false)),
+            0,
+            "a closed waitlist is frozen"
+        );
+    }
+
+    #[test]
+    fn the_counter_never_jumps_the_waitlist_unless_told_to() {
+        assert_eq!(walk_up(occ(2, 1, 0, true), false), WalkUp::Sell);
+        assert_eq!(walk_up(occ(2, 2, 0, true), false), WalkUp::SoldOut);
+        assert_eq!(walk_up(occ(2, 1, 3, false), false), WalkUp::WaitlistFirst);
+        assert_eq!(walk_up(occ(2, 1, 3, false), true), WalkUp::Sell);
+        assert_eq!(walk_up(occ(2, 2, 3, true), true), WalkUp::SoldOut);
     }
 
     #[test]

@@ -43,7 +43,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = match parts.headers.get(header::AUTHORIZATION) {
             None => Auth::Anonymous,
-            Some(v) => match v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")) {
+            // The scheme name is case-insensitive (RFC 9110 section 11.1).
+            Some(v) => match v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
+            {
                 Some(t) if !t.trim().is_empty() && t.len() <= 256 => {
                     Auth::Bearer(t.trim().to_string())
                 }
@@ -210,10 +217,10 @@ fn fingerprint(method: &str, uri: &Uri, body: &[u8]) -> String {
 }
 
 /// Renders a creating write's outcome exactly as it goes on the wire (and is stored for replay).
-fn render_created<T: Serialize>(r: &app::Result<T>) -> Replay {
+fn render<T: Serialize, const STATUS: u16>(r: &app::Result<T>) -> Replay {
     match r {
         Ok(v) => Replay {
-            status: 201,
+            status: STATUS,
             content_type: "application/json".into(),
             body: serde_json::to_vec(v).unwrap_or_default(),
         },
@@ -241,14 +248,14 @@ fn replay_response(r: Replay, replayed: bool) -> Response {
 }
 
 /// Runs a creating write under its `Idempotency-Key`, if the request has one.
-fn idempotent<T: Serialize>(
+fn idempotent<T: Serialize, const STATUS: u16>(
     app: &App,
     actor: &Actor,
     key: Option<String>,
     fingerprint: String,
     op: impl FnOnce(Option<Idem<T>>) -> app::Result<T>,
 ) -> Result<Response, Problem> {
-    let render = render_created::<T>;
+    let render = render::<T, STATUS>;
     let (Some(key), Some(token_seq)) = (key, actor.token_seq) else {
         let r = op(None)?;
         return Ok(replay_response(render(&Ok(r)), false));
@@ -272,54 +279,132 @@ fn idempotent<T: Serialize>(
     }
 }
 
+/// The body of a request, read whole within the limits; a failure is a problem document: 408 when the
+/// client stopped sending, 413 over the limit, 400 otherwise.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(rejection) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+                while let Some(e) = source {
+                    if e.is::<tower_http::timeout::TimeoutError>() {
+                        return Err(Problem::for_status(StatusCode::REQUEST_TIMEOUT));
+                    }
+                    source = e.source();
+                }
+                Err(Problem::for_status(rejection.status()))
+            }
+        }
+    }
+}
+
+/// A creating write (`POST` of a sale, an attendee, a scan): the caller is authenticated and holds
+/// `need`, then the `Idempotency-Key` is read, then the body is parsed, then `run` goes under the key.
+#[allow(clippy::too_many_arguments)]
+async fn create<I, T, const STATUS: u16>(
+    ctx: &Ctx,
+    caller: Caller,
+    need: Role,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    parse: impl FnOnce(&Bytes) -> Result<I, Problem> + Send + 'static,
+    run: impl FnOnce(&App, &Actor, I, Option<Idem<T>>) -> app::Result<T> + Send + 'static,
+) -> Response
+where
+    I: Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    let key = idempotency_key(headers);
+    let fp = fingerprint("POST", uri, &body);
+    let r = call(ctx, caller, Some(need), move |app, actor| {
+        let actor = must(actor)?;
+        let key = key?;
+        let input = parse(&body)?;
+        idempotent::<T, STATUS>(app, &actor, key, fp, |idem| run(app, &actor, input, idem))
+    })
+    .await;
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
 // ----- system -----
 
 pub async fn health(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        app.check_readable()?;
-        app.outbox_health()
+    let Ok((h, outbox)) = tokio::task::spawn_blocking(move || {
+        let h = app.health();
+        // The outbox check reads the database; when that fails, it says so once, under `database`.
+        let outbox = h.database.is_ok().then(|| app.outbox_health());
+        (h, outbox)
     })
-    .await;
-    match checked {
-        Ok(Ok(outbox)) => {
-            if outbox.ok {
-                return json(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "status": "ok",
-                        "checks": {"database": "ok", "outbox": "ok"},
-                        "outbox": outbox.snapshot,
-                    }),
-                );
-            }
-            let verdict = format!(
+    .await
+    else {
+        return Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    };
+    let show = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
+    let (outbox_check, outbox_ok, snapshot) = match outbox {
+        None => ("not checked".to_string(), true, None),
+        Some(Err(e)) => (e.to_string(), false, None),
+        Some(Ok(o)) if o.ok => ("ok".to_string(), true, Some(o.snapshot)),
+        Some(Ok(o)) => (
+            format!(
                 "the oldest pending message is {:.0} s old, over the {:.0} s limit",
-                outbox.snapshot.oldest_pending_age_seconds, outbox.max_lag_seconds
-            );
-            // A problem document, like every error answer, with the checks beside it.
-            let body = serde_json::json!({
-                "type": "urn:boxoffice:problem:unhealthy",
-                "title": "Unhealthy",
-                "status": 503,
-                "detail": format!("outbox: {verdict}"),
-                "code": "unhealthy",
-                "checks": {"database": "ok", "outbox": verdict},
-                "outbox": outbox.snapshot,
-            });
-            let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(super::problem::CONTENT_TYPE),
-            );
-            resp
-        }
-        Ok(Err(e)) => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "failing", "checks": {"database": e.to_string()}}),
+                o.snapshot.oldest_pending_age_seconds, o.max_lag_seconds
+            ),
+            false,
+            Some(o.snapshot),
         ),
-        Err(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+    };
+    let checks = serde_json::json!({
+        "database": show(&h.database),
+        "writer": show(&h.writer),
+        "outbox": outbox_check,
+    });
+    if h.ok() && outbox_ok {
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "status": "ok",
+                "checks": checks,
+                "writer_queue": h.writer_queue,
+                "outbox": snapshot,
+            }),
+        );
     }
+    let failing: Vec<String> = [
+        ("database", h.database.is_err()),
+        ("writer", h.writer.is_err()),
+        ("outbox", !outbox_ok),
+    ]
+    .iter()
+    .filter(|(_, bad)| *bad)
+    .map(|(name, _)| format!("{name}: {}", checks[*name].as_str().unwrap_or("failing")))
+    .collect();
+    // A problem document, like every error answer, with the checks beside it.
+    let body = serde_json::json!({
+        "type": "urn:boxoffice:problem:unhealthy",
+        "title": "Unhealthy",
+        "status": 503,
+        "detail": failing.join("; "),
+        "code": "unhealthy",
+        "checks": checks,
+        "writer_queue": h.writer_queue,
+        "outbox": snapshot,
+    });
+    let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::problem::CONTENT_TYPE),
+    );
+    resp
 }
 
 pub async fn fallback() -> Response {
@@ -365,7 +450,7 @@ pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<St
     respond(StatusCode::OK, r)
 }
 
-pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, body: Bytes) -> Response {
+pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let new = wire::parse::<wire::CreateEvent>(&body)?.into_domain()?;
         Ok(app.create_event(&must(actor)?, new)?)
@@ -378,7 +463,7 @@ pub async fn update_event(
     State(ctx): State<Ctx>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let id = event_id(&id)?;
@@ -463,46 +548,46 @@ pub async fn register(
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(p) => return p.into_response(),
+    let parse = move |b: &Bytes| {
+        Ok((
+            event_id(&id)?,
+            wire::parse::<wire::CreateRegistration>(b)?.attendee_id()?,
+        ))
     };
-    let fp = fingerprint("POST", &uri, &body);
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
-        let actor = must(actor)?;
-        let event = event_id(&id)?;
-        let attendee = wire::parse::<wire::CreateRegistration>(&body)?.attendee_id()?;
-        idempotent(app, &actor, key, fp, |idem| {
-            app.register(event, attendee, idem)
-        })
-    })
-    .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    create::<_, _, 201>(
+        &ctx,
+        caller,
+        Role::Kiosk,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, _, (event, attendee), idem| app.register(event, attendee, idem),
+    )
+    .await
 }
-
-// ----- attendees -----
 
 pub async fn create_attendee(
     State(ctx): State<Ctx>,
     caller: Caller,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(p) => return p.into_response(),
-    };
-    let fp = fingerprint("POST", &uri, &body);
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
-        let actor = must(actor)?;
-        let new = wire::parse::<wire::CreateAttendee>(&body)?.into_domain()?;
-        idempotent(app, &actor, key, fp, |idem| app.create_attendee(new, idem))
-    })
-    .await;
-    r.unwrap_or_else(IntoResponse::into_response)
+    let parse = |b: &Bytes| wire::parse::<wire::CreateAttendee>(b)?.into_domain();
+    create::<_, _, 201>(
+        &ctx,
+        caller,
+        Role::Kiosk,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, _, new, idem| app.create_attendee(new, idem),
+    )
+    .await
 }
 
 pub async fn get_attendee(
@@ -566,6 +651,102 @@ pub async fn cancel_registration(
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
         Ok(app.cancel_registration(registration_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+// ----- the door and the counter -----
+
+pub async fn check_in(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Response {
+    let parse = |b: &Bytes| Ok(wire::parse::<wire::CheckInBody>(b)?.ticket_code);
+    create::<_, _, 200>(
+        &ctx,
+        caller,
+        Role::Operator,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, actor, code, idem| app.check_in(actor, &code, idem),
+    )
+    .await
+}
+
+pub async fn revert_check_in(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
+        Ok(app.revert_check_in(&must(actor)?, registration_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn walk_up(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Response {
+    let parse = move |b: &Bytes| {
+        // A counter sale may come with no body at all: an anonymous guest, no override.
+        let input = if b.is_empty() {
+            wire::WalkUpBody {
+                name: None,
+                phone: None,
+                override_waitlist: false,
+            }
+        } else {
+            wire::parse::<wire::WalkUpBody>(b)?
+        };
+        Ok((event_id(&id)?, input.person()?, input.override_waitlist))
+    };
+    create::<_, _, 201>(
+        &ctx,
+        caller,
+        Role::Operator,
+        &uri,
+        &headers,
+        body,
+        parse,
+        |app, actor, sale, idem| {
+            let (event, person, override_waitlist) = sale;
+            app.walk_up(actor, event, person, override_waitlist, idem)
+        },
+    )
+    .await
+}
+
+pub async fn accept_offer(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.accept_offer(registration_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+pub async fn decline_offer(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
+        Ok(app.decline_offer(registration_id(&id)?)?)
     })
     .await;
     respond(StatusCode::OK, r)

@@ -58,6 +58,11 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             "/api/v1/registrations/{id}/cancel",
             post(cancel_registration),
         )
+        .route("/api/v1/registrations/{id}/accept", post(accept_offer))
+        .route("/api/v1/registrations/{id}/decline", post(decline_offer))
+        .route("/api/v1/events/{id}/walkups", post(walk_up))
+        .route("/api/v1/checkins", post(check_in))
+        .route("/api/v1/checkins/{id}/revert", post(revert_check_in))
         // Webhooks and the outbox (admin).
         .route(
             "/api/v1/admin/webhooks",
@@ -88,8 +93,10 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             cfg.body_read_timeout_secs,
         )))
+        // Time inside the box: a write still queued for the writer may commit after this answer, so
+        // it is a 503 "outcome unknown", never a 4xx that would claim nothing changed.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(cfg.request_timeout_secs),
         ))
         .layer(middleware::from_fn(frame))
@@ -156,7 +163,9 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        // 64 random bits from the thread's generator: unique enough to find a request in the logs,
+        // and no system call per request.
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
 /// Around every request: request id in, security headers out, a problem document for every error

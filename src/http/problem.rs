@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::app::Error;
-use crate::domain::FieldError;
+use crate::domain::{FieldError, Timestamp};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -24,6 +24,9 @@ pub struct Doc {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `already_checked_in`: when the first scan admitted the ticket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<Timestamp>,
     #[serde(skip)]
     pub retry_after: Option<u64>,
 }
@@ -42,6 +45,7 @@ impl Problem {
             detail: detail.into(),
             code,
             errors: Vec::new(),
+            checked_in_at: None,
             retry_after: None,
         }))
     }
@@ -141,7 +145,14 @@ impl Problem {
                 "Request headers too large",
                 "the request headers are over the limit",
             ),
-            503 => ("unavailable", "Service unavailable", "try again shortly"),
+            // Only the request timeout answers a bare 503: the request may still complete inside.
+            503 => (
+                "outcome_unknown",
+                "Request took too long",
+                "the request was not answered in time and may still take effect; retry it, with the same \
+                 Idempotency-Key for a creating write, to learn the outcome",
+            ),
+
             s if s >= 500 => (
                 "internal",
                 "Internal error",
@@ -155,13 +166,28 @@ impl Problem {
     pub fn from_app(e: &Error) -> Self {
         match e {
             Error::Invalid(errors) => Self::invalid(errors.clone()),
-            Error::NotFound(what) => Self::not_found(what),
-            Error::Conflict { kind, detail } => Self::new(
-                StatusCode::CONFLICT,
-                kind.code(),
-                kind.title(),
-                detail.clone(),
+            Error::NotFound("ticket") => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_ticket",
+                "Unknown ticket",
+                "no ticket has this code; check it was read correctly",
             ),
+            Error::NotFound(what) => Self::not_found(what),
+            Error::Conflict {
+                kind,
+                detail,
+                checked_in_at,
+            } => {
+                let mut p = Self::new(
+                    StatusCode::CONFLICT,
+                    kind.code(),
+                    kind.title(),
+                    detail.clone(),
+                );
+                p.checked_in_at = *checked_in_at;
+                p
+            }
+
             Error::Unavailable(_) => {
                 let mut p = Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,

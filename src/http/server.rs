@@ -2,7 +2,8 @@
 //! knobs a box on a venue's network needs: a cap on open connections (one over the cap is answered 503
 //! and closed, so the accept queue keeps moving), a bound on the request head (431), a header read
 //! timeout that also closes idle keep-alive connections (slowloris), and an accept loop that survives
-//! running out of file descriptors instead of stopping for good.
+//! running out of file descriptors instead of stopping for good. A write that makes no progress for
+//! `http.write_timeout_secs` closes the connection, so clients that never read cannot hold slots.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,9 +27,43 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
-connection: close\r\nretry-after: 1\r\ncontent-length: 150\r\n\r\n\
-{\"type\":\"urn:boxoffice:problem:too_many_connections\",\"title\":\"Too many connections\",\"status\":503,\"detail\":\"retry shortly\",\"code\":\"too_many_connections\"}";
+/// The answer to a connection over the cap, written raw: the connection never reaches hyper.
+fn over_capacity_response() -> Vec<u8> {
+    let body = super::problem::Problem::new(
+        hyper::StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "Too many connections",
+        "the box is serving as many connections as it is configured for; retry shortly",
+    )
+    .to_bytes();
+    let mut out = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\
+         cache-control: no-store\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Answers 503 and closes without waiting on the client: the request is drained briefly first, so
+/// the close does not reset the connection before the client has read the answer.
+async fn refuse(mut stream: tokio::net::TcpStream, response: Arc<Vec<u8>>) {
+    use tokio::io::AsyncReadExt;
+    let bounded = Duration::from_secs(1);
+    let _ = tokio::time::timeout(bounded, stream.write_all(&response)).await;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(bounded, async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish (up to the grace period) and returns.
@@ -47,6 +82,8 @@ pub async fn serve(
         .max_headers(cfg.max_headers)
         .keep_alive(true);
     let http = Arc::new(http);
+    let over_capacity = Arc::new(over_capacity_response());
+    let write_timeout = Duration::from_secs(cfg.write_timeout_secs);
     tokio::pin!(shutdown);
 
     loop {
@@ -63,12 +100,7 @@ pub async fn serve(
             },
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY))
-                        .await;
-            });
+            tokio::spawn(refuse(stream, over_capacity.clone()));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -80,7 +112,11 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 router.clone().oneshot(req)
             });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
+            // A client that stops reading its responses would hold its slot for good: a write that
+            // makes no progress for `write_timeout` ends the connection.
+            let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+            stream.set_write_timeout(Some(write_timeout));
+            let conn = http.serve_connection(TokioIo::new(Box::pin(stream)), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}

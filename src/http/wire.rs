@@ -41,6 +41,10 @@ pub struct CreateEvent {
     pub capacity: i64,
     #[serde(default)]
     pub waitlist_enabled: Option<bool>,
+    #[serde(default)]
+    pub promotion: Option<String>,
+    #[serde(default)]
+    pub offer_minutes: Option<i64>,
 }
 
 impl CreateEvent {
@@ -53,6 +57,8 @@ impl CreateEvent {
             self.ends_at.as_deref(),
             self.capacity,
             self.waitlist_enabled,
+            self.promotion.as_deref(),
+            self.offer_minutes,
         )
         .map_err(Problem::invalid)
     }
@@ -84,6 +90,10 @@ pub struct PatchEvent {
     pub capacity: Option<i64>,
     #[serde(default)]
     pub waitlist_enabled: Option<bool>,
+    #[serde(default)]
+    pub promotion: Option<String>,
+    #[serde(default)]
+    pub offer_minutes: Option<i64>,
 }
 
 impl PatchEvent {
@@ -96,8 +106,40 @@ impl PatchEvent {
             self.ends_at.as_ref().map(|e| e.as_deref()),
             self.capacity,
             self.waitlist_enabled,
+            self.promotion.as_deref(),
+            self.offer_minutes,
         )
         .map_err(Problem::invalid)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInBody {
+    pub ticket_code: String,
+}
+
+/// A counter sale: no email; a name if the buyer gives one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalkUpBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub override_waitlist: bool,
+}
+
+impl WalkUpBody {
+    pub fn person(&self) -> Result<domain::NewAttendee, Problem> {
+        let name = self
+            .name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or("Walk-up guest");
+        domain::NewAttendee::parse(name, None, self.phone.as_deref(), false)
+            .map_err(Problem::invalid)
     }
 }
 

@@ -41,7 +41,8 @@ const CHECKS: &[(&str, &str)] = &[
         "WITH w AS (SELECT event_seq, MIN(seq) AS first_waiting FROM registrations
                     WHERE status = 'waitlisted' GROUP BY event_seq),
               s AS (SELECT event_seq, MAX(seq) AS last_seated FROM registrations
-                    WHERE ticket_code IS NOT NULL GROUP BY event_seq)
+                    WHERE (ticket_code IS NOT NULL OR status = 'offered') AND NOT seated_by_override
+                    GROUP BY event_seq)
          SELECT 'event ' || e.id || ': a registration that joined after the head of the waitlist got a seat'
          FROM w JOIN s ON s.event_seq = w.event_seq JOIN events e ON e.seq = w.event_seq
          WHERE s.last_seated > w.first_waiting",
@@ -70,7 +71,13 @@ const CHECKS: &[(&str, &str)] = &[
                IS NOT (c.confirmed, c.offered, c.waitlisted, c.checked_in)",
     ),
     (
+        "offers",
+        "SELECT 'registration ' || id || ' is offered without an expiry, or has an expiry without an offer'
+         FROM registrations WHERE (status = 'offered') <> (offer_expires_at IS NOT NULL)",
+    ),
+    (
         "ticket codes",
+
         "SELECT 'registration ' || id || ' is confirmed without a ticket code'
          FROM registrations WHERE status = 'confirmed' AND ticket_code IS NULL",
     ),

@@ -3,16 +3,18 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{decode, ts, ts_opt, StoreError, Tx};
-use crate::domain::{Capacity, Event, EventId, EventStatus, NewEvent, Promotion};
+use crate::domain::{Capacity, Event, EventId, EventStatus, NewEvent, OfferMinutes, Promotion};
 
 const COLS: &str = "seq, id, name, venue, description, starts_at, ends_at, capacity, status, \
-    waitlist_enabled, promotion, confirmed, offered, waitlisted, checked_in, promotions, created_at, updated_at";
+    waitlist_enabled, promotion, confirmed, offered, waitlisted, checked_in, promotions, created_at, updated_at, \
+    offer_minutes";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     let id: String = r.get(1)?;
     let status: String = r.get(8)?;
     let promotion: String = r.get(10)?;
     let capacity: i64 = r.get(7)?;
+    let offer_minutes: i64 = r.get(18)?;
     Ok(Event {
         seq: r.get(0)?,
         id: decode("event id", &id, EventId::parse)?,
@@ -26,9 +28,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         })?,
         status: decode("event status", &status, EventStatus::parse)?,
         waitlist_enabled: r.get(9)?,
-        promotion: decode("promotion", &promotion, |p| {
-            (p == "direct").then_some(Promotion::Direct)
+        promotion: decode("promotion", &promotion, Promotion::parse)?,
+        offer_minutes: decode("offer_minutes", &offer_minutes.to_string(), |_| {
+            OfferMinutes::parse(offer_minutes).ok()
         })?,
+
         confirmed: r.get(11)?,
         offered: r.get(12)?,
         waitlisted: r.get(13)?,
@@ -42,7 +46,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
 pub fn insert(tx: &Tx<'_>, id: EventId, e: &NewEvent, now: i64) -> Result<Event, StoreError> {
     tx.prepare_cached(
         "INSERT INTO events (id, name, venue, description, starts_at, ends_at, capacity, status, \
-         waitlist_enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'draft', ?8, ?9, ?9)",
+         waitlist_enabled, promotion, offer_minutes, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'draft', ?8, ?10, ?11, ?9, ?9)",
     )?
     .execute(params![
         id.to_string(),
@@ -53,7 +58,9 @@ pub fn insert(tx: &Tx<'_>, id: EventId, e: &NewEvent, now: i64) -> Result<Event,
         e.ends_at.map(|t| t.millis()),
         e.capacity.get(),
         e.waitlist_enabled,
-        now
+        now,
+        e.promotion.as_str(),
+        e.offer_minutes.get(),
     ])?;
     get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted event not found".into()))
 }
@@ -73,7 +80,7 @@ pub fn save(tx: &Tx<'_>, e: &Event) -> Result<(), StoreError> {
     tx.prepare_cached(
         "UPDATE events SET name = ?2, venue = ?3, description = ?4, starts_at = ?5, ends_at = ?6, \
          capacity = ?7, status = ?8, waitlist_enabled = ?9, confirmed = ?10, offered = ?11, waitlisted = ?12, \
-         checked_in = ?13, promotions = ?14, updated_at = ?15 WHERE seq = ?1",
+         checked_in = ?13, promotions = ?14, updated_at = ?15, promotion = ?16, offer_minutes = ?17 WHERE seq = ?1",
     )?
     .execute(params![
         e.seq,
@@ -91,7 +98,10 @@ pub fn save(tx: &Tx<'_>, e: &Event) -> Result<(), StoreError> {
         e.checked_in,
         e.promotions,
         e.updated_at.millis(),
+        e.promotion.as_str(),
+        e.offer_minutes.get(),
     ])?;
+
     Ok(())
 }
 

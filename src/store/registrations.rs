@@ -49,14 +49,16 @@ pub struct NewRegistration<'a> {
     pub attendee_seq: i64,
     pub status: RegStatus,
     pub ticket_code: Option<&'a TicketCode>,
+    /// A counter sale seated ahead of the waitlist by the operator's override.
+    pub seated_by_override: bool,
     pub now: i64,
 }
 
 /// Inserts; an active duplicate for (event, attendee) surfaces as a unique violation (I2).
 pub fn insert(tx: &Tx<'_>, n: &NewRegistration<'_>) -> Result<i64, StoreError> {
     tx.prepare_cached(
-        "INSERT INTO registrations (id, event_seq, attendee_seq, status, ticket_code, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO registrations (id, event_seq, attendee_seq, status, ticket_code, seated_by_override, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6, ?6)",
     )?
     .execute(params![
         n.id.to_string(),
@@ -64,7 +66,8 @@ pub fn insert(tx: &Tx<'_>, n: &NewRegistration<'_>) -> Result<i64, StoreError> {
         n.attendee_seq,
         n.status.as_str(),
         n.ticket_code.map(TicketCode::stored),
-        n.now
+        n.now,
+        n.seated_by_override,
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -77,6 +80,61 @@ pub fn get(conn: &Connection, id: RegistrationId) -> Result<Option<RegRow>, Stor
 pub fn get_by_seq(conn: &Connection, seq: i64) -> Result<Option<RegRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!("{SELECT} WHERE r.seq = ?1"))?;
     Ok(st.query_row([seq], from_row).optional()?)
+}
+
+/// The registration holding this ticket code (normalised form).
+pub fn get_by_ticket(conn: &Connection, code: &TicketCode) -> Result<Option<RegRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("{SELECT} WHERE r.ticket_code = ?1"))?;
+    Ok(st.query_row([code.stored()], from_row).optional()?)
+}
+
+/// Records (or, with `None`, undoes) a check-in.
+pub fn set_checked_in(tx: &Tx<'_>, seq: i64, at: Option<i64>, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE registrations SET checked_in_at = ?2, updated_at = ?3 WHERE seq = ?1",
+    )?
+    .execute(params![seq, at, now])?;
+    Ok(())
+}
+
+/// Holds a seat for a waitlisted registration until `expires_at`.
+pub fn offer(tx: &Tx<'_>, seq: i64, expires_at: i64, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE registrations SET status = 'offered', offer_expires_at = ?2, updated_at = ?3 \
+         WHERE seq = ?1 AND status = 'waitlisted'",
+    )?
+    .execute(params![seq, expires_at, now])?;
+    Ok(())
+}
+
+/// Confirms an accepted offer and gives it its ticket.
+pub fn accept(tx: &Tx<'_>, seq: i64, code: &TicketCode, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE registrations SET status = 'confirmed', ticket_code = ?2, offer_expires_at = NULL, \
+         promoted_at = ?3, updated_at = ?3 WHERE seq = ?1 AND status = 'offered'",
+    )?
+    .execute(params![seq, code.stored(), now])?;
+    Ok(())
+}
+
+/// Offers that expired at or before `now`, oldest first (a range of the `registrations_offers` index).
+pub fn expired_offers(conn: &Connection, now: i64, limit: i64) -> Result<Vec<i64>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq FROM registrations WHERE status = 'offered' AND offer_expires_at <= ?1 \
+         ORDER BY offer_expires_at LIMIT ?2",
+    )?;
+    let seqs = st
+        .query_map(params![now, limit], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(seqs)
+}
+
+/// When the next open offer expires (the first entry of the `registrations_offers` index).
+pub fn next_offer_expiry(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT MIN(offer_expires_at) FROM registrations WHERE status = 'offered'",
+    )?;
+    Ok(st.query_row([], |r| r.get(0))?)
 }
 
 /// Fills in the live position when the registration is waitlisted.

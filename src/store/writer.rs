@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -43,37 +44,49 @@ impl<'c> Tx<'c> {
             // The transaction is gone; a SAVEPOINT now would open a new one and commit on RELEASE.
             return Err(StoreError::TransactionLost.into());
         }
-        let name = format!("sp{}", self.depth.get());
-        self.conn
-            .execute_batch(&format!("SAVEPOINT {name}"))
-            .map_err(StoreError::from)?;
-        self.depth.set(self.depth.get() + 1);
+        let depth = self.depth.get();
+        self.exec(&format!("SAVEPOINT sp{depth}"))?;
+        self.depth.set(depth + 1);
         let outbox_before = self.outbox_rows.get();
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
-        self.depth.set(self.depth.get() - 1);
+        self.depth.set(depth);
+        // On some errors (disk full, I/O) SQLite rolls the whole transaction back by itself. The
+        // savepoint went with it, so there is nothing to roll back to, and the command's own error is
+        // the one worth reporting; the writer sees the loss and fails the whole group.
+        let lost = self.conn.is_autocommit();
+        if lost || !matches!(result, Ok(Ok(_))) {
+            self.outbox_rows.set(outbox_before);
+        }
         match result {
+            Ok(Ok(_)) if lost => Err(StoreError::TransactionLost.into()),
             Ok(Ok(v)) => {
-                self.conn
-                    .execute_batch(&format!("RELEASE {name}"))
-                    .map_err(StoreError::from)?;
+                self.exec(&format!("RELEASE sp{depth}"))?;
                 Ok(v)
             }
             Ok(Err(e)) => {
-                self.rollback_to(&name, outbox_before)?;
+                if !lost {
+                    self.rollback_to(depth)?;
+                }
                 Err(e)
             }
             Err(_) => {
-                self.rollback_to(&name, outbox_before)?;
+                if !lost {
+                    self.rollback_to(depth)?;
+                }
                 Err(StoreError::CommandPanicked.into())
             }
         }
     }
 
-    fn rollback_to(&self, name: &str, outbox_before: u64) -> Result<(), StoreError> {
-        self.outbox_rows.set(outbox_before);
-        self.conn
-            .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+    /// Runs a fixed statement through the statement cache: savepoints are on every command's path.
+    fn exec(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
+    }
+
+    fn rollback_to(&self, depth: u32) -> Result<(), StoreError> {
+        self.exec(&format!("ROLLBACK TO sp{depth}"))?;
+        self.exec(&format!("RELEASE sp{depth}"))
     }
 
     /// Counts outbox rows written, so the commit can wake the outbox processor.
@@ -108,6 +121,8 @@ type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
 pub(super) struct Writer {
     sender: Mutex<Option<SyncSender<Job>>>,
+    /// Commands queued and not yet taken into a group.
+    queued: Arc<AtomicUsize>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -119,12 +134,15 @@ impl Writer {
         hooks: Arc<Mutex<Vec<CommitHook>>>,
     ) -> Self {
         let (sender, receiver) = sync_channel::<Job>(queue.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         let handle = std::thread::Builder::new()
             .name("boxoffice-writer".into())
-            .spawn(move || run(conn, receiver, max_batch.max(1), hooks))
+            .spawn(move || run(conn, receiver, max_batch.max(1), hooks, taken))
             .expect("the OS can start one thread at open");
         Self {
             sender: Mutex::new(Some(sender)),
+            queued,
             handle: Mutex::new(Some(handle)),
         }
     }
@@ -140,10 +158,13 @@ impl Writer {
         let job: Job = Box::new(move |tx: Option<&Tx<'_>>| {
             let result = tx.map(|tx| tx.savepoint(f));
             Box::new(move |commit: Result<(), &StoreError>| {
+                // Nothing decided in a group that failed to commit stands: a refusal such as "sold
+                // out" may rest on a change by an earlier command that was just rolled back, so every
+                // caller of the group gets the storage error and may retry.
                 let out = match (result, commit) {
-                    (Some(Ok(_)) | None, Err(e)) => Err(E::from(e.clone())),
+                    (_, Err(e)) => Err(E::from(e.clone())),
                     (None, Ok(())) => Err(E::from(StoreError::TransactionLost)),
-                    (Some(r), _) => r,
+                    (Some(r), Ok(())) => r,
                 };
                 // The caller may have gone away (its request timed out); the outcome stands anyway.
                 let _ = answer.send(out);
@@ -157,14 +178,32 @@ impl Writer {
         let Some(sender) = sender else {
             return Err(StoreError::WriterStopped.into());
         };
+        self.queued.fetch_add(1, Ordering::SeqCst);
         match sender.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => {
                 sender.send(job).map_err(|_| StoreError::WriterStopped)?
             }
-            Err(TrySendError::Disconnected(_)) => return Err(StoreError::WriterStopped.into()),
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                return Err(StoreError::WriterStopped.into());
+            }
         }
         answered.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Commands waiting for the writer (queue depth).
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Whether the writer thread is still running (for `/health`).
+    pub(super) fn alive(&self) -> bool {
+        self.handle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
     }
 
     /// Stops taking commands, lets the writer commit what is queued, and waits for it.
@@ -181,11 +220,18 @@ fn run(
     receiver: Receiver<Job>,
     max_batch: usize,
     hooks: Arc<Mutex<Vec<CommitHook>>>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
     // Blocks while idle; ends when every sender is gone and the queue is drained.
     while let Ok(first) = receiver.recv() {
+        if !conn.is_autocommit() {
+            // A failed COMMIT whose ROLLBACK failed too left a transaction open; BEGIN would refuse.
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "cannot end a failed transaction; writes will fail until restart");
+            }
+        }
         batch.push(first);
         while batch.len() < max_batch {
             match receiver.try_recv() {
@@ -193,6 +239,7 @@ fn run(
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Ordering::SeqCst);
         let started = Instant::now();
         let commands = batch.len();
         let mut outbox_rows = 0;
@@ -246,7 +293,10 @@ fn run(
             reply(outcome.as_ref().map(|_| ()));
         }
         for hook in hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            hook(&report);
+            // A hook that panics must not take the only writer down with it.
+            if catch_unwind(AssertUnwindSafe(|| hook(&report))).is_err() {
+                tracing::error!("a commit hook panicked");
+            }
         }
         if let Err(e) = &outcome {
             tracing::error!(error = %e, commands, "group commit failed; every command in it was answered with the error");

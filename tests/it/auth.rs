@@ -24,18 +24,17 @@ fn route(method: &'static str, path: String, need: Option<Role>, body: Option<Va
 }
 
 /// Fresh resources for one route call, so that each call can succeed on its own.
-async fn fixtures(t: &TestApp, n: usize) -> (String, String, String) {
+async fn fixtures(t: &TestApp, n: usize) -> (String, String, String, String) {
     let event = t.published_event(5).await;
     let attendee = t.attendee(n).await;
-    let reg = t.register(&event, &attendee).await.json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    (event, attendee, reg)
+    let reg = t.register(&event, &attendee).await.json();
+    let id = reg["id"].as_str().expect("id").to_string();
+    let code = reg["ticket_code"].as_str().expect("code").to_string();
+    (event, attendee, id, code)
 }
 
 async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
-    let (event, attendee, reg) = fixtures(t, n * 10).await;
+    let (event, attendee, reg, code) = fixtures(t, n * 10).await;
     let other = t.attendee(n * 10 + 1).await;
     let draft = t
         .post("/api/v1/events", Some(&t.admin), json!({"name": "Draft", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1}))
@@ -107,9 +106,41 @@ async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
             Some(Role::Kiosk),
             None,
         ),
+        // Accepting is harmless on a confirmed seat; the door scans and reverts it.
+        route(
+            "POST",
+            format!("/api/v1/registrations/{reg}/accept"),
+            Some(Role::Kiosk),
+            None,
+        ),
+        route(
+            "POST",
+            "/api/v1/checkins".into(),
+            Some(Role::Operator),
+            Some(json!({"ticket_code": code})),
+        ),
+        route(
+            "POST",
+            format!("/api/v1/checkins/{reg}/revert"),
+            Some(Role::Operator),
+            None,
+        ),
+        route(
+            "POST",
+            e("/walkups"),
+            Some(Role::Operator),
+            Some(json!({"name": "Counter"})),
+        ),
         route(
             "POST",
             format!("/api/v1/registrations/{reg}/cancel"),
+            Some(Role::Kiosk),
+            None,
+        ),
+        // Declining is harmless on a cancelled registration.
+        route(
+            "POST",
+            format!("/api/v1/registrations/{reg}/decline"),
             Some(Role::Kiosk),
             None,
         ),

@@ -146,6 +146,10 @@ async fn acknowledged_writes_survive_sigkill() {
             server = Server::start(dir.path()).await;
             let snapshot = std::mem::take(&mut *acked.lock().expect("lock"));
             verify(&server, &token, &snapshot).await;
+            // The whole file, after every restart, while the box serves again.
+            let (code, out, err) = run_cli(&["check"], dir.path());
+            assert_eq!(code, 0, "check after kill {round}: {out} {err}");
+
             *acked.lock().expect("lock") = snapshot;
         }
         if round == kills {

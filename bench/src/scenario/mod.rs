@@ -4,6 +4,7 @@
 //! checks that prove the server stayed correct under that load. Starting and stopping the server and
 //! the offline `boxoffice check` belong to the runner in `main.rs`, so every scenario gets them.
 
+mod checkin;
 mod outbox;
 mod rush;
 
@@ -24,6 +25,8 @@ pub enum Scenario {
     /// The rush twice, without and then with one healthy webhook subscriber: the cost of delivery,
     /// deliveries per second, and how long the backlog takes to drain.
     Outbox,
+    /// The doors open: every confirmed ticket is scanned once (`--registrations` tickets).
+    Checkin,
 }
 
 impl Scenario {
@@ -31,6 +34,7 @@ impl Scenario {
         match self {
             Scenario::Rush => "rush",
             Scenario::Outbox => "outbox",
+            Scenario::Checkin => "checkin",
         }
     }
 }
@@ -75,5 +79,6 @@ pub async fn run(scenario: Scenario, server: &Server, params: &Params) -> anyhow
     match scenario {
         Scenario::Rush => rush::rush(server, params).await,
         Scenario::Outbox => outbox::outbox(server, params).await,
+        Scenario::Checkin => checkin::checkin(server, params).await,
     }
 }

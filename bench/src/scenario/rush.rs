@@ -21,8 +21,8 @@ use crate::load::{self, Phase};
 use crate::server::Server;
 
 #[derive(Deserialize)]
-struct Created {
-    id: String,
+pub(super) struct Created {
+    pub(super) id: String,
 }
 
 #[derive(Deserialize)]
@@ -32,96 +32,18 @@ struct Registration {
 
 /// The live counts of an event, as `GET /api/v1/events/{id}` reports them.
 #[derive(Deserialize)]
-struct EventCounts {
+pub(super) struct EventCounts {
     capacity: i64,
-    confirmed: i64,
+    pub(super) confirmed: i64,
     offered: i64,
     waitlisted: i64,
+    pub(super) checked_in: i64,
 }
 
 pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     let admin = server.admin();
     let n = p.registrations;
-    let mut setup = Vec::new();
-
-    // Setup 1: the event, created and published on one connection.
-    let mut conn = admin.connect().await.context("connect for setup")?;
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    let body = json!({
-        "name": "Rush",
-        "venue": "Bench Hall",
-        "starts_at": "2030-01-01T20:00:00Z",
-        "capacity": p.capacity,
-    });
-    let event: Created = timed(
-        &mut conn,
-        &mut latencies,
-        Call::post("/api/v1/events", Some(body.to_string().into())),
-    )
-    .await?
-    .expect(StatusCode::CREATED, "create event")?
-    .json()?;
-    timed(
-        &mut conn,
-        &mut latencies,
-        Call::post(format!("/api/v1/events/{}/publish", event.id), None),
-    )
-    .await?
-    .expect(StatusCode::OK, "publish event")?;
-    setup.push(Phase::sequential(
-        "setup: event",
-        &mut latencies,
-        started.elapsed(),
-    ));
-    drop(conn);
-
-    // Setup 2: the attendees, over the same connections the rush will use.
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
-        (0..n)
-            .map(|i| {
-                json!({"name": format!("Bench {i}"), "email": format!("bench-{i}@example.org")})
-                    .to_string()
-                    .into()
-            })
-            .collect(),
-    );
-    let ids: Arc<Vec<OnceLock<String>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
-    let path: Arc<str> = "/api/v1/attendees".into();
-    let phase = load::run(
-        "setup: attendees",
-        admin,
-        p.connections,
-        n,
-        StatusCode::CREATED,
-        move |i| Call::post(path.clone(), Some(bodies[i].clone())),
-        {
-            let ids = ids.clone();
-            move |i, body| {
-                if let Ok(created) = serde_json::from_slice::<Created>(body) {
-                    let _ = ids[i].set(created.id);
-                }
-            }
-        },
-    )
-    .await?;
-    if phase.error_count > 0 {
-        bail!(
-            "creating attendees failed for {} of {n}: {:?}; first errors:\n{}",
-            phase.error_count,
-            phase.errors,
-            phase.error_samples.join("\n")
-        );
-    }
-    setup.push(phase);
-    let ids: Vec<&String> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            id.get()
-                .with_context(|| format!("attendee {i} was created but its response had no id"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let (event, ids, setup) = on_sale(server, p, p.capacity).await?;
 
     // The rush: every attendee registers once. Bodies are prepared here so the loop only sends.
     let bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -203,7 +125,101 @@ pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     })
 }
 
-async fn read_counts(admin: &Target, event_id: &str) -> anyhow::Result<EventCounts> {
+/// Setup shared by the scenarios that need an on-sale: one published event of `capacity` seats and
+/// `p.registrations` attendees, created over the connections the headline will use. Returns the event
+/// id, the attendee ids in order, and the timed setup phases.
+pub(super) async fn on_sale(
+    server: &Server,
+    p: &Params,
+    capacity: usize,
+) -> anyhow::Result<(Created, Vec<String>, Vec<Phase>)> {
+    let admin = server.admin();
+    let n = p.registrations;
+    let mut setup = Vec::new();
+
+    // Setup 1: the event, created and published on one connection.
+    let mut conn = admin.connect().await.context("connect for setup")?;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let body = json!({
+        "name": "Rush",
+        "venue": "Bench Hall",
+        "starts_at": "2030-01-01T20:00:00Z",
+        "capacity": capacity,
+    });
+    let event: Created = timed(
+        &mut conn,
+        &mut latencies,
+        Call::post("/api/v1/events", Some(body.to_string().into())),
+    )
+    .await?
+    .expect(StatusCode::CREATED, "create event")?
+    .json()?;
+    timed(
+        &mut conn,
+        &mut latencies,
+        Call::post(format!("/api/v1/events/{}/publish", event.id), None),
+    )
+    .await?
+    .expect(StatusCode::OK, "publish event")?;
+    setup.push(Phase::sequential(
+        "setup: event",
+        &mut latencies,
+        started.elapsed(),
+    ));
+    drop(conn);
+
+    // Setup 2: the attendees, over the same connections the rush will use.
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                json!({"name": format!("Bench {i}"), "email": format!("bench-{i}@example.org")})
+                    .to_string()
+                    .into()
+            })
+            .collect(),
+    );
+    let ids: Arc<Vec<OnceLock<String>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
+    let path: Arc<str> = "/api/v1/attendees".into();
+    let phase = load::run(
+        "setup: attendees",
+        admin,
+        p.connections,
+        n,
+        StatusCode::CREATED,
+        move |i| Call::post(path.clone(), Some(bodies[i].clone())),
+        {
+            let ids = ids.clone();
+            move |i, body| {
+                if let Ok(created) = serde_json::from_slice::<Created>(body) {
+                    let _ = ids[i].set(created.id);
+                }
+            }
+        },
+    )
+    .await?;
+    if phase.error_count > 0 {
+        bail!(
+            "creating attendees failed for {} of {n}: {:?}; first errors:\n{}",
+            phase.error_count,
+            phase.errors,
+            phase.error_samples.join("\n")
+        );
+    }
+    setup.push(phase);
+    let ids: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.get()
+                .cloned()
+                .with_context(|| format!("attendee {i} was created but its response had no id"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((event, ids, setup))
+}
+
+pub(super) async fn read_counts(admin: &Target, event_id: &str) -> anyhow::Result<EventCounts> {
     let mut conn = admin.connect().await?;
     conn.send(&Call::get(format!("/api/v1/events/{event_id}")))
         .await?
@@ -212,7 +228,7 @@ async fn read_counts(admin: &Target, event_id: &str) -> anyhow::Result<EventCoun
 }
 
 /// Sends one setup request, recording its latency.
-async fn timed(
+pub(super) async fn timed(
     conn: &mut Conn,
     latencies: &mut Vec<std::time::Duration>,
     call: Call,

@@ -1,0 +1,221 @@
+//! The single writer's failure paths, on a real file: a failing or panicking command rolls back only
+//! itself; a disk-full command is answered as "storage unavailable" (503) and the box writes again
+//! once there is room; nothing decided in a group whose commit fails stands; a panicking commit hook
+//! does not stop the writer. Commands are put into one group deterministically by holding the writer
+//! until the queue holds them all.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boxoffice::app::{Actor, App, AppOptions, Error};
+use boxoffice::domain::{NewAttendee, NewEvent};
+use boxoffice::store::{StoreError, Tx};
+
+fn open() -> (tempfile::TempDir, Arc<App>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = Arc::new(App::open(&dir.path().join("w.db"), AppOptions::default()).expect("open"));
+    (dir, app)
+}
+
+fn audit_rows(app: &App) -> i64 {
+    let db = app.store().path().to_path_buf();
+    let conn = rusqlite::Connection::open(db).expect("db");
+    conn.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+        .expect("count")
+}
+
+fn insert_audit(tx: &Tx<'_>, action: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (at, actor, action) VALUES (0, 'test', ?1)",
+        [action],
+    )?;
+    Ok(())
+}
+
+/// Holds the writer inside a command until `n` more commands are queued behind it, so they all land in
+/// the next group together.
+fn hold_until_queued(app: &Arc<App>, n: usize) -> std::thread::JoinHandle<()> {
+    let (running, started) = std::sync::mpsc::channel();
+    let app2 = app.clone();
+    let handle = std::thread::spawn(move || {
+        let store = app2.clone();
+        app2.store()
+            .write(move |_tx| {
+                running.send(()).expect("signal");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while store.store().writer_queue() < n {
+                    assert!(Instant::now() < deadline, "the commands never queued");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("hold");
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the holder runs");
+    handle
+}
+
+#[test]
+fn failing_and_panicking_commands_roll_back_only_themselves() {
+    let (_dir, app) = open();
+    let holder = hold_until_queued(&app, 3);
+    let spawn = |f: fn(&Tx<'_>) -> Result<(), StoreError>| {
+        let app = app.clone();
+        std::thread::spawn(move || app.store().write(f))
+    };
+    let good = spawn(|tx| insert_audit(tx, "kept"));
+    let failing = spawn(|tx| {
+        insert_audit(tx, "rolled back")?;
+        Err(StoreError::Corrupt("refused on purpose".into()))
+    });
+    let panicking = spawn(|tx| {
+        insert_audit(tx, "rolled back too").expect("insert");
+        panic!("a bug in a command");
+    });
+    holder.join().expect("holder");
+    assert!(good.join().expect("good").is_ok());
+    assert!(matches!(
+        failing.join().expect("failing"),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        panicking.join().expect("panicking"),
+        Err(StoreError::CommandPanicked)
+    ));
+    assert_eq!(audit_rows(&app), 1, "only the good command's row is there");
+    assert!(app.store().writer_alive());
+    app.store()
+        .write(|tx| insert_audit(tx, "after"))
+        .expect("the writer goes on");
+}
+
+#[test]
+fn a_refusal_from_a_group_that_fails_to_commit_is_not_final() {
+    let (_dir, app) = open();
+    let actor = Actor::local("test");
+    let new = NewEvent::parse(
+        "E",
+        "V",
+        None,
+        "2030-01-01T00:00:00Z",
+        None,
+        1,
+        Some(false),
+        None,
+        None,
+    )
+    .expect("e");
+    let event = app.create_event(&actor, new).expect("create").id;
+    app.publish_event(&actor, event).expect("publish");
+    let people: Vec<_> = (0..2)
+        .map(|i| {
+            let a =
+                NewAttendee::parse("P", Some(&format!("w{i}@example.org")), None, true).expect("a");
+            app.create_attendee(a, None).expect("attendee").id
+        })
+        .collect();
+
+    let holder = hold_until_queued(&app, 3);
+    let sales: Vec<_> = people
+        .iter()
+        .map(|&p| {
+            let app = app.clone();
+            std::thread::spawn(move || app.register(event, p, None))
+        })
+        .collect();
+    // A command whose change cannot commit: a deferred foreign key that points at nothing.
+    let poison = {
+        let app = app.clone();
+        std::thread::spawn(move || {
+            app.store().write(|tx| {
+                tx.execute_batch(
+                    "PRAGMA defer_foreign_keys = ON;
+                     INSERT INTO idempotency (token_seq, key, fingerprint, status, content_type, body, created_at)
+                     VALUES (999999, 'k', 'f', 200, 'x', x'00', 0);",
+                )?;
+                Ok::<_, StoreError>(())
+            })
+        })
+    };
+    holder.join().expect("holder");
+    assert!(poison.join().expect("poison").is_err(), "the commit fails");
+    for sale in sales {
+        let r = sale.join().expect("sale");
+        // One of them was "sold out" inside the group, on the other's seat that was then rolled
+        // back: that refusal must not reach the caller as final.
+        assert!(
+            matches!(r, Err(Error::Internal(_)) | Err(Error::Unavailable(_))),
+            "got {r:?}"
+        );
+    }
+    let e = app
+        .get_event(event, boxoffice::app::Visibility::Staff)
+        .expect("event");
+    assert_eq!(e.confirmed, 0, "nothing of the failed group stands");
+    assert!(app.check().expect("check").ok());
+    // The writer goes on: the seat sells now.
+    assert_eq!(
+        app.register(event, people[0], None)
+            .expect("sale")
+            .status
+            .as_str(),
+        "confirmed"
+    );
+}
+
+#[test]
+fn a_full_disk_is_storage_unavailable_and_writes_resume_when_there_is_room() {
+    let (_dir, app) = open();
+    let pages: i64 = {
+        let conn = rusqlite::Connection::open(app.store().path()).expect("db");
+        conn.query_row("PRAGMA page_count", [], |r| r.get(0))
+            .expect("pages")
+    };
+    // Cap the file just above its size: a 1 MB row cannot fit.
+    app.store()
+        .write(move |tx| {
+            tx.execute_batch(&format!("PRAGMA max_page_count = {}", pages + 8))?;
+            Ok::<_, StoreError>(())
+        })
+        .expect("cap");
+    let big = "x".repeat(1 << 20);
+    let r = app.store().write(move |tx| {
+        tx.execute(
+            "INSERT INTO audit (at, actor, action, detail) VALUES (0, 't', 'big', ?1)",
+            [&big],
+        )?;
+        Ok::<_, StoreError>(())
+    });
+    let err = r.expect_err("the disk is full");
+    assert!(err.is_unavailable(), "a full disk is 503, not 500: {err:?}");
+    assert!(matches!(Error::from(err), Error::Unavailable(_)));
+    // Room again: writes succeed without a restart.
+    app.store()
+        .write(|tx| {
+            tx.execute_batch("PRAGMA max_page_count = 1073741823")?;
+            Ok::<_, StoreError>(())
+        })
+        .expect("uncap");
+    app.store()
+        .write(|tx| insert_audit(tx, "after"))
+        .expect("writes resume");
+    assert!(app.check().expect("check").ok());
+}
+
+#[test]
+fn a_panicking_commit_hook_does_not_stop_the_writer() {
+    let (_dir, app) = open();
+    app.store()
+        .on_commit(Arc::new(|_| panic!("a bug in a hook")));
+    app.store()
+        .write(|tx| insert_audit(tx, "one"))
+        .expect("first");
+    app.store()
+        .write(|tx| insert_audit(tx, "two"))
+        .expect("second");
+    assert!(app.store().writer_alive());
+    assert!(app.health().ok());
+    assert_eq!(audit_rows(&app), 2);
+}
