@@ -346,10 +346,12 @@ impl App {
             store::StoreError::SchemaTooNew { .. } => Error::Internal(e.to_string()),
             other => Error::from(other),
         })?;
-        // A commit that recorded domain events wakes the outbox processor: no polling while idle.
+        // A commit that recorded domain events wakes the outbox processor: no polling while idle. The
+        // count of committed commands tells it when sales are rushing, so deliveries can yield.
         let outbox: Arc<OutboxShared> = Arc::default();
         let wake = outbox.clone();
         store.on_commit(Arc::new(move |report: &store::CommitReport| {
+            wake.note_commit(report.commands);
             if report.outbox_rows > 0 {
                 wake.wake();
             }

@@ -74,6 +74,8 @@ pub struct OutboxConfig {
     pub per_endpoint_concurrency: usize,
     pub batch: usize,
     pub batch_wait_ms: u64,
+    pub busy_writes_per_s: u64,
+    pub busy_wait_ms: u64,
     pub retention_hours: u64,
     pub max_lag_secs: u64,
 }
@@ -139,6 +141,8 @@ impl Default for OutboxConfig {
             per_endpoint_concurrency: d.per_endpoint_concurrency,
             batch: d.batch,
             batch_wait_ms: ms(d.batch_wait_ms),
+            busy_writes_per_s: d.busy_writes_per_s,
+            busy_wait_ms: ms(d.busy_wait_ms),
             retention_hours: ms(d.retention_ms) / 3_600_000,
             max_lag_secs: ms(d.max_lag_ms) / 1000,
         }
@@ -245,8 +249,8 @@ impl Config {
         {
             bail!("outbox.breaker_threshold, parallel_endpoints, per_endpoint_concurrency must be at least 1, batch from 1 to 10000");
         }
-        if o.batch_wait_ms > 10_000 {
-            bail!("outbox.batch_wait_ms must be at most 10000");
+        if o.batch_wait_ms > 10_000 || o.busy_wait_ms > 10_000 {
+            bail!("outbox.batch_wait_ms and outbox.busy_wait_ms must be at most 10000");
         }
         if o.retention_hours == 0 || o.max_lag_secs == 0 {
             bail!("outbox.retention_hours and outbox.max_lag_secs must be at least 1");
@@ -283,6 +287,8 @@ impl OutboxConfig {
             per_endpoint_concurrency: self.per_endpoint_concurrency,
             batch: self.batch,
             batch_wait_ms: ms(self.batch_wait_ms),
+            busy_writes_per_s: self.busy_writes_per_s,
+            busy_wait_ms: ms(self.busy_wait_ms),
             retention_ms: ms(self.retention_hours).saturating_mul(3_600_000),
             max_lag_ms: ms(self.max_lag_secs).saturating_mul(1000),
         }
@@ -313,6 +319,8 @@ mod tests {
         assert_eq!(po.max_lag_ms, dout.max_lag_ms);
         assert_eq!(po.breaker_cooldown_ms, dout.breaker_cooldown_ms);
         assert_eq!(po.batch_wait_ms, dout.batch_wait_ms);
+        assert_eq!(po.busy_writes_per_s, dout.busy_writes_per_s);
+        assert_eq!(po.busy_wait_ms, dout.busy_wait_ms);
         assert_eq!(po.batch, dout.batch);
     }
 

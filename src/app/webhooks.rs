@@ -44,6 +44,11 @@ pub struct OutboxOptions {
     /// After a step that found less than a full batch (or a wake-up), wait this long before the next
     /// one, so a rush is delivered in larger batches with fewer reads and writer commands.
     pub batch_wait_ms: i64,
+    /// While the writer commits more than this many commands per second (a rush), deliveries yield
+    /// to sales: each endpoint takes at most one step per `busy_wait_ms`, and the backlog drains once
+    /// the rush is over.
+    pub busy_writes_per_s: u64,
+    pub busy_wait_ms: i64,
     /// Delivered messages older than this are deleted.
     pub retention_ms: i64,
     /// `/health` fails when the oldest pending message is older than this.
@@ -64,6 +69,8 @@ impl Default for OutboxOptions {
             per_endpoint_concurrency: 8,
             batch: 256,
             batch_wait_ms: 50,
+            busy_writes_per_s: 1000,
+            busy_wait_ms: 250,
             retention_ms: 7 * 24 * 3_600_000,
             max_lag_ms: 15 * 60_000,
         }
@@ -74,6 +81,8 @@ impl Default for OutboxOptions {
 #[derive(Debug)]
 pub struct OutboxShared {
     wake: tokio::sync::watch::Sender<u64>,
+    /// Commands the writer has committed since start: how busy sales are.
+    committed: AtomicU64,
     pub stats: OutboxStats,
 }
 
@@ -81,6 +90,7 @@ impl Default for OutboxShared {
     fn default() -> Self {
         Self {
             wake: tokio::sync::watch::Sender::new(0),
+            committed: AtomicU64::new(0),
             stats: OutboxStats::default(),
         }
     }
@@ -94,6 +104,17 @@ impl OutboxShared {
 
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.wake.subscribe()
+    }
+
+    /// Called for every group commit, on the writer thread.
+    pub fn note_commit(&self, commands: usize) {
+        self.committed
+            .fetch_add(u64::try_from(commands).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Commands committed since start.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 }
 

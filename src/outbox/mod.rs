@@ -555,19 +555,63 @@ async fn supervise(p: Arc<Processor>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How busy the writer is: commands committed per second since the last look.
+struct Load {
+    committed: u64,
+    at: Instant,
+    busy: bool,
+}
+
+impl Load {
+    fn new(committed: u64) -> Self {
+        Self {
+            committed,
+            at: Instant::now(),
+            busy: false,
+        }
+    }
+
+    /// True while more than `threshold` commands per second were committed since the last look
+    /// (looks closer together than 20 ms keep the previous verdict). A threshold of 0 never yields.
+    fn busy(&mut self, committed: u64, threshold: u64) -> bool {
+        if threshold == 0 {
+            return false;
+        }
+        let elapsed = self.at.elapsed();
+        if elapsed >= Duration::from_millis(20) {
+            let per_s = committed.saturating_sub(self.committed) as f64 / elapsed.as_secs_f64();
+            self.busy = per_s > threshold as f64;
+            self.committed = committed;
+            self.at = Instant::now();
+        }
+        self.busy
+    }
+}
+
 /// One endpoint's loop: steps while there is work, then sleeps until woken, a retry is due, or its
 /// breaker's cooldown ends.
 async fn work(p: Arc<Processor>, webhook_seq: i64, mut stop: watch::Receiver<bool>) {
     let mut wake = p.app.outbox_shared().subscribe();
     let opts = p.app.outbox_options().clone();
     let gather = Duration::from_millis(u64::try_from(opts.batch_wait_ms).unwrap_or(0));
+    let yield_for = Duration::from_millis(u64::try_from(opts.busy_wait_ms).unwrap_or(0));
+    let mut load = Load::new(p.app.outbox_shared().committed());
     let mut pause = false;
     loop {
-        // Lets a rush's messages gather into a fuller batch before the next step.
-        if pause && !gather.is_zero() {
+        // Sales first: under a rush, one step per `busy_wait`; otherwise let messages gather into a
+        // fuller batch after a wake-up or a partial one.
+        let busy = load.busy(p.app.outbox_shared().committed(), opts.busy_writes_per_s);
+        let wait = if busy && !yield_for.is_zero() {
+            Some(yield_for)
+        } else if pause && !gather.is_zero() {
+            Some(gather)
+        } else {
+            None
+        };
+        if let Some(wait) = wait {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(gather) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         if *stop.borrow() {
