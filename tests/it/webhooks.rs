@@ -1040,3 +1040,80 @@ async fn admin_webhook_routes_check_roles_refuse_bad_input_hide_the_secret_and_a
             .collect();
     assert_eq!(actions, expect);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_subscription_pauses_and_resumes_where_it_left_off() {
+    let t = spawn_app();
+    let rx = Receiver::start().await;
+    let hook = subscribe(&t, &rx.url(), None).await;
+    let id = hook["id"].as_str().expect("id").to_string();
+    let p = Processor::with_http(t.app.clone()).expect("processor");
+    let r = t
+        .send(
+            "PATCH",
+            &format!("/api/v1/admin/webhooks/{id}"),
+            Some(&t.admin),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    t.published_event(2).await;
+    drain(&p).await;
+    assert!(rx.captured().is_empty(), "nothing is sent while paused");
+    assert!(
+        outbox_rows(&t).iter().all(|r| r.4 == "pending"),
+        "messages wait for the paused subscription"
+    );
+    let r = t
+        .send(
+            "PATCH",
+            &format!("/api/v1/admin/webhooks/{id}"),
+            Some(&t.admin),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    drain(&p).await;
+    let kinds: Vec<String> = rx
+        .captured()
+        .iter()
+        .map(|c| c.json()["type"].as_str().expect("type").to_string())
+        .collect();
+    assert_eq!(kinds, vec!["event.created", "event.published"]);
+    assert!(outbox_rows(&t).iter().all(|r| r.4 == "delivered"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_timeout_cuts_a_hanging_receiver_short() {
+    let clock = manual_clock();
+    let t = app_with(quick_outbox(), clock.clone());
+    let rx = Receiver::start().await;
+    rx.behaviour.delay_ms.store(3_000, Ordering::SeqCst);
+    let r = t
+        .post(
+            "/api/v1/admin/webhooks",
+            Some(&t.admin),
+            json!({"url": rx.url(), "timeout_ms": 200}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    t.published_event(2).await;
+    let p = Processor::with_http(t.app.clone()).expect("processor");
+    let started = Instant::now();
+    drain(&p).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the 200 ms timeout, not the receiver's 3 s, bounds the attempt: {:?}",
+        started.elapsed()
+    );
+    let pending = t
+        .get("/api/v1/admin/outbox?state=pending", Some(&t.admin))
+        .await
+        .json();
+    let first = &pending["items"][0];
+    assert_eq!(first["type"], "event.created");
+    assert_eq!(first["last_error"], "timed out after 200 ms");
+    // The later message of the same event waits behind it, unattempted.
+    assert_eq!(pending["items"][1]["type"], "event.published");
+    assert_eq!(pending["items"][1]["deliveries"][0]["attempts"], 0);
+}
