@@ -1117,3 +1117,37 @@ async fn a_subscription_timeout_cuts_a_hanging_receiver_short() {
     assert_eq!(pending["items"][1]["type"], "event.published");
     assert_eq!(pending["items"][1]["deliveries"][0]["attempts"], 0);
 }
+
+/// Tidy: the outbox keeps to its layer. The processor holds no SQL and no rusqlite (it goes through
+/// `App`), and the store's webhook SQL knows nothing of HTTP or the async runtime.
+#[test]
+fn the_outbox_layers_keep_their_boundaries() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).expect("source file");
+    for file in [
+        "src/outbox/mod.rs",
+        "src/outbox/client.rs",
+        "src/outbox/sign.rs",
+    ] {
+        let text = read(file);
+        for banned in ["rusqlite", "SELECT ", "UPDATE ", "INSERT ", "DELETE FROM"] {
+            assert!(
+                !text.contains(banned),
+                "{file} mentions {banned:?}: SQL belongs in src/store"
+            );
+        }
+    }
+    for file in ["src/store/webhooks.rs", "src/app/webhooks.rs"] {
+        let text = read(file);
+        for banned in ["reqwest", "hyper", "axum"] {
+            assert!(
+                !text.contains(banned),
+                "{file} mentions {banned:?}: HTTP belongs in http/ and outbox/"
+            );
+        }
+    }
+    assert!(
+        !read("src/app/webhooks.rs").contains("prepare_cached"),
+        "app/webhooks.rs runs SQL"
+    );
+}
