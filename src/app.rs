@@ -197,8 +197,14 @@ pub struct App {
     inflight: Arc<Mutex<HashSet<(i64, String)>>>,
     /// Notified after writes that may make or end offers (see `door`), to re-arm the expiry timer.
     offers_changed: Arc<tokio::sync::Notify>,
+    /// Tokens `authenticate` found recently, by secret hash (see `recently_authenticated`).
+    token_cache: Mutex<std::collections::HashMap<String, (Token, std::time::Instant)>>,
     outbox: Arc<OutboxShared>,
 }
+
+/// How long a token found in the database is trusted without looking again. Bounds how long a
+/// revocation made by another process (`boxoffice token revoke`) takes to reach this one.
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
@@ -300,6 +306,94 @@ fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// The registration command, run by the writer with the commit time.
+fn register_command(
+    event_id: EventId,
+    attendee_id: AttendeeId,
+) -> impl FnOnce(&Tx<'_>, i64) -> Result<Registration> + Send + 'static {
+    let reg_id = RegistrationId::from_random(random_bytes());
+    let code = TicketCode::from_random(random_bytes());
+    move |tx, now| {
+        let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
+        if !event.status.accepts_registrations() {
+            return Err(Error::conflict(
+                Conflict::EventNotOpen,
+                format!(
+                    "the event is {}, not open for registration",
+                    event.status.as_str()
+                ),
+            ));
+        }
+        let attendee = attendees::get(tx, attendee_id)?
+            .filter(|a| a.erased_at.is_none())
+            .ok_or(Error::NotFound("attendee"))?;
+        if registrations::has_active(tx, event.seq, attendee.seq)? {
+            return Err(Error::conflict(
+                Conflict::AlreadyRegistered,
+                "the attendee already holds an active registration for this event",
+            ));
+        }
+        let (status, ticket, kind) = match admit(event.occupancy()) {
+            Admission::Confirm => (
+                RegStatus::Confirmed,
+                Some(&code),
+                DomainEventType::RegistrationConfirmed,
+            ),
+            Admission::Waitlist => (
+                RegStatus::Waitlisted,
+                None,
+                DomainEventType::RegistrationWaitlisted,
+            ),
+            Admission::SoldOut => {
+                return Err(Error::conflict(
+                    Conflict::SoldOut,
+                    "every seat is taken and the event has no waitlist",
+                ))
+            }
+        };
+        let new = registrations::NewRegistration {
+            id: reg_id,
+            event_seq: event.seq,
+            attendee_seq: attendee.seq,
+            status,
+            ticket_code: ticket,
+            seated_by_override: false,
+            now,
+        };
+        let seq = registrations::insert(tx, &new)?;
+        // A newcomer joins at the end of the waitlist, so its position is the new length: no count
+        // over the waitlist on the writer's hot path.
+        let position = match status {
+            RegStatus::Confirmed => {
+                event.confirmed += 1;
+                None
+            }
+            _ => {
+                event.waitlisted += 1;
+                Some(event.waitlisted)
+            }
+        };
+        events::save_counts(tx, &event)?;
+        let at = Timestamp::from_millis(now);
+        let reg = Registration {
+            seq,
+            id: reg_id,
+            event_id: event.id,
+            attendee_id: attendee.id,
+            status,
+            position,
+            offer_expires_at: None,
+            ticket_code: ticket.cloned(),
+            checked_in_at: None,
+            created_at: at,
+            updated_at: at,
+            cancelled_at: None,
+        };
+        emit(tx, kind, reg.id, &reg, now)?;
+        Ok(reg)
+    }
+}
+
 /// Cursor of keyset pages: opaque to callers, base64url of the keys of the last item.
 fn encode_cursor(parts: &[i64]) -> String {
     let text = parts
@@ -362,6 +456,7 @@ impl App {
             opts,
             inflight: Arc::default(),
             offers_changed: Arc::default(),
+            token_cache: Mutex::default(),
             outbox,
         })
     }
@@ -641,87 +736,19 @@ impl App {
         attendee_id: AttendeeId,
         idem: Option<Idem<Registration>>,
     ) -> Result<Registration> {
-        let reg_id = RegistrationId::from_random(random_bytes());
-        let code = TicketCode::from_random(random_bytes());
-        self.write_idempotent(idem, move |tx, now| {
-            let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
-            if !event.status.accepts_registrations() {
-                return Err(Error::conflict(
-                    Conflict::EventNotOpen,
-                    format!(
-                        "the event is {}, not open for registration",
-                        event.status.as_str()
-                    ),
-                ));
-            }
-            let attendee = attendees::get(tx, attendee_id)?
-                .filter(|a| a.erased_at.is_none())
-                .ok_or(Error::NotFound("attendee"))?;
-            if registrations::has_active(tx, event.seq, attendee.seq)? {
-                return Err(Error::conflict(
-                    Conflict::AlreadyRegistered,
-                    "the attendee already holds an active registration for this event",
-                ));
-            }
-            let (status, ticket, kind) = match admit(event.occupancy()) {
-                Admission::Confirm => (
-                    RegStatus::Confirmed,
-                    Some(&code),
-                    DomainEventType::RegistrationConfirmed,
-                ),
-                Admission::Waitlist => (
-                    RegStatus::Waitlisted,
-                    None,
-                    DomainEventType::RegistrationWaitlisted,
-                ),
-                Admission::SoldOut => {
-                    return Err(Error::conflict(
-                        Conflict::SoldOut,
-                        "every seat is taken and the event has no waitlist",
-                    ))
-                }
-            };
-            let new = registrations::NewRegistration {
-                id: reg_id,
-                event_seq: event.seq,
-                attendee_seq: attendee.seq,
-                status,
-                ticket_code: ticket,
-                seated_by_override: false,
-                now,
-            };
-            let seq = registrations::insert(tx, &new)?;
-            // A newcomer joins at the end of the waitlist, so its position is the new length: no count
-            // over the waitlist on the writer's hot path.
-            let position = match status {
-                RegStatus::Confirmed => {
-                    event.confirmed += 1;
-                    None
-                }
-                _ => {
-                    event.waitlisted += 1;
-                    Some(event.waitlisted)
-                }
-            };
-            events::save_counts(tx, &event)?;
-            let at = Timestamp::from_millis(now);
-            let reg = Registration {
-                seq,
-                id: reg_id,
-                event_id: event.id,
-                attendee_id: attendee.id,
-                status,
-                position,
-                offer_expires_at: None,
-                ticket_code: ticket.cloned(),
-                checked_in_at: None,
-                created_at: at,
-                updated_at: at,
-                cancelled_at: None,
-            };
-            emit(tx, kind, reg.id, &reg, now)?;
-            Ok(reg)
-        })
+        self.write_idempotent(idem, register_command(event_id, attendee_id))
+    }
+
+    /// `register` for async callers without an `Idempotency-Key`: waits for the writer on a future,
+    /// without a thread of the blocking pool.
+    pub async fn register_async(
+        &self,
+        event_id: EventId,
+        attendee_id: AttendeeId,
+    ) -> Result<Registration> {
+        let now = self.now().millis();
+        let command = register_command(event_id, attendee_id);
+        self.store.write_async(move |tx| command(tx, now)).await
     }
 
     pub fn get_registration(&self, id: RegistrationId) -> Result<Registration> {
@@ -803,7 +830,29 @@ impl App {
     /// The principal a bearer secret stands for, if it is an active token.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
         let hash = hash_secret(secret);
-        Ok(self.store.read(|c| tokens::find_active(c, &hash))?)
+        let found = self.store.read(|c| tokens::find_active(c, &hash))?;
+        let mut cache = self.token_cache.lock().unwrap_or_else(|p| p.into_inner());
+        match &found {
+            // Only known tokens are remembered, so random guesses cannot grow the map.
+            Some(token) => {
+                cache.insert(hash, (token.clone(), std::time::Instant::now()));
+            }
+            None => {
+                cache.remove(&hash);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The token for `secret` if `authenticate` found it within the last `TOKEN_CACHE_TTL`: a lookup
+    /// in memory, for callers that must not block. `None` means "ask `authenticate`".
+    pub fn recently_authenticated(&self, secret: &str) -> Option<Token> {
+        let hash = hash_secret(secret);
+        let cache = self.token_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(t, _)| t.clone())
     }
 
     pub fn create_token(&self, actor: &Actor, role: Role, name: &str) -> Result<NewToken> {
@@ -856,11 +905,17 @@ impl App {
     pub fn revoke_token(&self, actor: &Actor, name_or_id: &str) -> Result<Token> {
         let actor = actor.clone();
         let target = name_or_id.to_string();
-        self.write_idempotent(None, move |tx, now| {
+        let r = self.write_idempotent(None, move |tx, now| {
             let token = tokens::revoke(tx, &target, now)?.ok_or(Error::NotFound("token"))?;
             record_audit(tx, &actor, "token.revoke", Some(&token.name), None, now)?;
             Ok(token)
-        })
+        });
+        // A revocation through this process takes effect at once.
+        self.token_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        r
     }
 
     // ----- maintenance -----

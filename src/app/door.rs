@@ -64,6 +64,67 @@ fn expire(tx: &Tx<'_>, seq: i64, event: &mut Event, now: i64) -> Result<()> {
     promote(tx, event, now)
 }
 
+/// The check-in command, run by the writer with the commit time.
+fn check_in_command(
+    actor: &Actor,
+    code: &str,
+) -> impl FnOnce(&Tx<'_>, i64) -> Result<CheckIn> + Send + 'static {
+    let code = TicketCode::normalize(code);
+    let actor = actor.clone();
+    move |tx, now| {
+        let code = code.ok_or(Error::NotFound("ticket"))?;
+        let row = registrations::get_by_ticket(tx, &code)?.ok_or(Error::NotFound("ticket"))?;
+        let mut event = event_of(tx, row.event_seq)?;
+        if event.status != EventStatus::Published {
+            return Err(Error::conflict(
+                Conflict::EventNotOpen,
+                format!("the event is {}; nobody is admitted", event.status.as_str()),
+            ));
+        }
+        match row.reg.status {
+            RegStatus::Confirmed => {}
+            RegStatus::Cancelled => {
+                return Err(Error::conflict(
+                    Conflict::RegistrationCancelled,
+                    "this ticket was cancelled",
+                ))
+            }
+            RegStatus::Waitlisted | RegStatus::Offered => {
+                return Err(internal("a ticket code on a registration without a seat"))
+            }
+        }
+        if let Some(at) = row.reg.checked_in_at {
+            return Err(Error::Conflict {
+                kind: Conflict::AlreadyCheckedIn,
+                detail: format!("this ticket was checked in at {at}"),
+                checked_in_at: Some(at),
+            });
+        }
+        registrations::set_checked_in(tx, row.reg.seq, Some(now), now)?;
+        event.checked_in += 1;
+        events::save_counts(tx, &event)?;
+        // What the row now holds, without reading it again: the door's hot path.
+        let mut reg = row.reg;
+        reg.checked_in_at = Some(Timestamp::from_millis(now));
+        reg.updated_at = Timestamp::from_millis(now);
+        emit(tx, DomainEventType::AttendeeCheckedIn, reg.id, &reg, now)?;
+        record_audit(tx, &actor, "checkin", Some(&reg.id.to_string()), None, now)?;
+        Ok(CheckIn {
+            attendee: Person {
+                id: reg.attendee_id,
+                name: row.attendee_name,
+            },
+            registration: reg,
+            event: EventAtDoor {
+                id: event.id,
+                name: event.name,
+                confirmed: event.confirmed,
+                checked_in: event.checked_in,
+            },
+        })
+    }
+}
+
 impl App {
     /// Admits a ticket at the door: only a confirmed registration of a published event, only once (I7).
     /// The code is compared without regard to case or separators.
@@ -73,59 +134,15 @@ impl App {
         code: &str,
         idem: Option<Idem<CheckIn>>,
     ) -> Result<CheckIn> {
-        let code = TicketCode::normalize(code);
-        let actor = actor.clone();
-        self.write_idempotent(idem, move |tx, now| {
-            let code = code.ok_or(Error::NotFound("ticket"))?;
-            let row = registrations::get_by_ticket(tx, &code)?.ok_or(Error::NotFound("ticket"))?;
-            let mut event = event_of(tx, row.event_seq)?;
-            if event.status != EventStatus::Published {
-                return Err(Error::conflict(
-                    Conflict::EventNotOpen,
-                    format!("the event is {}; nobody is admitted", event.status.as_str()),
-                ));
-            }
-            match row.reg.status {
-                RegStatus::Confirmed => {}
-                RegStatus::Cancelled => {
-                    return Err(Error::conflict(
-                        Conflict::RegistrationCancelled,
-                        "this ticket was cancelled",
-                    ))
-                }
-                RegStatus::Waitlisted | RegStatus::Offered => {
-                    return Err(internal("a ticket code on a registration without a seat"))
-                }
-            }
-            if let Some(at) = row.reg.checked_in_at {
-                return Err(Error::Conflict {
-                    kind: Conflict::AlreadyCheckedIn,
-                    detail: format!("this ticket was checked in at {at}"),
-                    checked_in_at: Some(at),
-                });
-            }
-            registrations::set_checked_in(tx, row.reg.seq, Some(now), now)?;
-            event.checked_in += 1;
-            events::save_counts(tx, &event)?;
-            let reg = reload_registration(tx, row.reg.seq)?;
-            let attendee = attendees::get(tx, reg.attendee_id)?
-                .ok_or_else(|| internal("the attendee of a registration vanished"))?;
-            emit(tx, DomainEventType::AttendeeCheckedIn, reg.id, &reg, now)?;
-            record_audit(tx, &actor, "checkin", Some(&reg.id.to_string()), None, now)?;
-            Ok(CheckIn {
-                registration: reg,
-                attendee: Person {
-                    id: attendee.id,
-                    name: attendee.name,
-                },
-                event: EventAtDoor {
-                    id: event.id,
-                    name: event.name,
-                    confirmed: event.confirmed,
-                    checked_in: event.checked_in,
-                },
-            })
-        })
+        self.write_idempotent(idem, check_in_command(actor, code))
+    }
+
+    /// `check_in` for async callers without an `Idempotency-Key`: waits for the writer on a future,
+    /// without a thread of the blocking pool.
+    pub async fn check_in_async(&self, actor: &Actor, code: &str) -> Result<CheckIn> {
+        let now = self.now().millis();
+        let command = check_in_command(actor, code);
+        self.store.write_async(move |tx| command(tx, now)).await
     }
 
     /// Undoes a mistaken check-in, so the ticket can be scanned again.

@@ -40,6 +40,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64 },
     #[error("the writer has stopped")]
     WriterStopped,
+    #[error("the writer's queue is full")]
+    Busy,
     #[error("the transaction was rolled back by SQLite before this command ran")]
     TransactionLost,
     #[error("a command panicked; its changes were rolled back")]
@@ -78,7 +80,7 @@ impl StoreError {
                         | OutOfMemory
                 )
             ),
-            Self::Pool(_) | Self::WriterStopped | Self::TransactionLost => true,
+            Self::Pool(_) | Self::WriterStopped | Self::TransactionLost | Self::Busy => true,
             Self::SchemaTooNew { .. } | Self::CommandPanicked | Self::Corrupt(_) => false,
         }
     }
@@ -205,6 +207,16 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         self.writer.execute(f)
+    }
+
+    /// `write` for async callers: never blocks the calling thread (a full queue is refused as `Busy`).
+    pub async fn write_async<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.execute_async(f).await
     }
 
     /// Online backup into `out`: one step over all pages, so the copy is one consistent snapshot even

@@ -8,7 +8,7 @@ use super::{decode, ts, ts_opt, StoreError, Tx};
 use crate::domain::{AttendeeId, EventId, RegStatus, Registration, RegistrationId, TicketCode};
 
 const SELECT: &str = "SELECT r.seq, r.id, e.id, a.id, r.status, r.offer_expires_at, r.ticket_code, \
-    r.checked_in_at, r.created_at, r.updated_at, r.cancelled_at, r.event_seq \
+    r.checked_in_at, r.created_at, r.updated_at, r.cancelled_at, r.event_seq, a.name \
     FROM registrations r JOIN events e ON e.seq = r.event_seq JOIN attendees a ON a.seq = r.attendee_seq";
 
 /// A registration row with the event's internal seq, needed to compute positions and apply changes.
@@ -16,6 +16,8 @@ const SELECT: &str = "SELECT r.seq, r.id, e.id, a.id, r.status, r.offer_expires_
 pub struct RegRow {
     pub reg: Registration,
     pub event_seq: i64,
+    /// The attendee's name, for the door: read in the same query.
+    pub attendee_name: String,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RegRow> {
@@ -39,6 +41,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RegRow> {
             cancelled_at: ts_opt(r.get(10)?),
         },
         event_seq: r.get(11)?,
+        attendee_name: r.get(12)?,
     })
 }
 

@@ -155,6 +155,48 @@ impl Writer {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = sync_channel::<Result<T, E>>(1);
+        self.enqueue(
+            f,
+            move |out| {
+                let _ = answer.send(out);
+            },
+            true,
+        )?;
+        answered.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Like `execute`, for async callers: the answer arrives on a future, and a full queue is refused
+    /// (`Busy`) rather than waited for, so an IO thread never blocks.
+    pub(super) async fn execute_async<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        self.enqueue(
+            f,
+            move |out| {
+                let _ = answer.send(out);
+            },
+            false,
+        )?;
+        answered.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues `f`; once its group's commit outcome is known, `deliver` gets the answer. With `wait`,
+    /// a full queue is waited for; without, it is refused.
+    fn enqueue<T, E, F>(
+        &self,
+        f: F,
+        deliver: impl FnOnce(Result<T, E>) + Send + 'static,
+        wait: bool,
+    ) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
         let job: Job = Box::new(move |tx: Option<&Tx<'_>>| {
             let result = tx.map(|tx| tx.savepoint(f));
             Box::new(move |commit: Result<(), &StoreError>| {
@@ -167,7 +209,7 @@ impl Writer {
                     (Some(r), Ok(())) => r,
                 };
                 // The caller may have gone away (its request timed out); the outcome stands anyway.
-                let _ = answer.send(out);
+                deliver(out);
             })
         });
         let sender = self
@@ -176,20 +218,21 @@ impl Writer {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(sender) = sender else {
-            return Err(StoreError::WriterStopped.into());
+            return Err(StoreError::WriterStopped);
         };
         self.queued.fetch_add(1, Ordering::SeqCst);
-        match sender.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                sender.send(job).map_err(|_| StoreError::WriterStopped)?
+        let sent = match sender.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job)) if wait => {
+                sender.send(job).map_err(|_| StoreError::WriterStopped)
             }
-            Err(TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::SeqCst);
-                return Err(StoreError::WriterStopped.into());
-            }
+            Err(TrySendError::Full(_)) => Err(StoreError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::WriterStopped),
+        };
+        if sent.is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
         }
-        answered.recv().map_err(|_| StoreError::WriterStopped)?
+        sent
     }
 
     /// Commands waiting for the writer (queue depth).

@@ -101,8 +101,30 @@ async fn token_commands_print_only_the_secret_and_revoke_works() {
     );
     assert_ne!(code, 0, "an active name is not given twice");
 
+    // The door's hot path trusts a token it saw within the last second (no database read per scan).
+    let scan = |t: &str| {
+        client
+            .post(server.url("/api/v1/checkins"))
+            .bearer_auth(t.to_string())
+            .json(&json!({"ticket_code": "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA"}))
+            .send()
+    };
+    assert_eq!(scan(secret).await.expect("scan").status(), 404, "unknown ticket, token fine");
+    assert_eq!(scan(secret).await.expect("scan").status(), 404);
+
     let (code, _, err) = run_cli(&["token", "revoke", "door-1"], dir.path());
     assert_eq!(code, 0, "{err}");
+    // Revoked by another process: refused on the hot path too, within the second it may be trusted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = scan(secret).await.expect("scan").status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 404);
+        assert!(std::time::Instant::now() < deadline, "a revoked token kept scanning");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(
         list(secret).await.expect("get").status(),
         401,
