@@ -160,3 +160,39 @@ pub fn list(
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
 }
+
+/// Just the status of an event (the door's check, without reading the whole row).
+pub fn status(conn: &Connection, seq: i64) -> Result<Option<EventStatus>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT status FROM events WHERE seq = ?1")?;
+    let raw: Option<String> = st.query_row([seq], |r| r.get(0)).optional()?;
+    raw.map(|s| {
+        EventStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("event status {s:?}")))
+    })
+    .transpose()
+}
+
+/// The door's counters after one more (or one fewer) check-in, as the update leaves them.
+#[derive(Debug, Clone)]
+pub struct DoorCounts {
+    pub id: EventId,
+    pub name: String,
+    pub confirmed: i64,
+    pub checked_in: i64,
+}
+
+/// Adds `delta` to the event's check-in counter in place and returns what the door shows.
+pub fn add_checked_in(tx: &Tx<'_>, seq: i64, delta: i64) -> Result<DoorCounts, StoreError> {
+    let mut st = tx.prepare_cached(
+        "UPDATE events SET checked_in = checked_in + ?2 WHERE seq = ?1 RETURNING id, name, confirmed, checked_in",
+    )?;
+    let counts = st.query_row(params![seq, delta], |r| {
+        let id: String = r.get(0)?;
+        Ok(DoorCounts {
+            id: decode("event id", &id, EventId::parse)?,
+            name: r.get(1)?,
+            confirmed: r.get(2)?,
+            checked_in: r.get(3)?,
+        })
+    })?;
+    Ok(counts)
+}

@@ -109,7 +109,11 @@ async fn token_commands_print_only_the_secret_and_revoke_works() {
             .json(&json!({"ticket_code": "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA"}))
             .send()
     };
-    assert_eq!(scan(secret).await.expect("scan").status(), 404, "unknown ticket, token fine");
+    assert_eq!(
+        scan(secret).await.expect("scan").status(),
+        404,
+        "unknown ticket, token fine"
+    );
     assert_eq!(scan(secret).await.expect("scan").status(), 404);
 
     let (code, _, err) = run_cli(&["token", "revoke", "door-1"], dir.path());
@@ -122,7 +126,10 @@ async fn token_commands_print_only_the_secret_and_revoke_works() {
             break;
         }
         assert_eq!(status, 404);
-        assert!(std::time::Instant::now() < deadline, "a revoked token kept scanning");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a revoked token kept scanning"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(
