@@ -6,6 +6,7 @@
 //! - [`http`]: the JSON API: route table, thin handlers, problem documents, hardening.
 //! - [`outbox`]: the webhook processor: delivers the outbox, signed, at least once, ordered per aggregate.
 //! - [`config`]: defaults -> TOML file -> `BOXOFFICE_*` environment -> validation.
+//! - [`metrics`]: the Prometheus text of `/metrics`.
 //! - [`demo`]: the demo data loaded on an empty database by a bare `boxoffice`.
 //!
 //! Dependencies point one way: `domain <- store <- app <- {http, outbox}`. Only `store` holds SQL; only `http`
@@ -16,5 +17,6 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod store;

@@ -801,3 +801,27 @@ pub async fn decline_offer(
     .await;
     respond(StatusCode::OK, r)
 }
+
+// ----- metrics -----
+
+pub async fn metrics(State(ctx): State<Ctx>) -> Response {
+    let app = ctx.app.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        app.outbox_stats()
+            .map(|o| crate::metrics::render(&o, app.store().writer_queue()))
+    })
+    .await;
+    match rendered {
+        Ok(Ok(text)) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Ok(Err(e)) => Problem::from(e).into_response(),
+        Err(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+    }
+}

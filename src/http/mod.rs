@@ -40,6 +40,7 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
     use handlers::*;
     let routes = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/api/v1/events", get(list_events).post(create_event))
         .route("/api/v1/events/{id}", get(get_event).patch(update_event))
         .route("/api/v1/events/{id}/publish", post(publish_event))

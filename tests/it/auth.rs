@@ -46,6 +46,7 @@ async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
     let e = |s: &str| format!("/api/v1/events/{event}{s}");
     vec![
         route("GET", "/health".into(), None, None),
+        route("GET", "/metrics".into(), None, None),
         route("GET", "/api/v1/events".into(), None, None),
         route("GET", e(""), None, None),
         route(
@@ -199,8 +200,10 @@ async fn every_route_needs_its_role() {
             let www = resp.headers().get("www-authenticate").cloned();
             match (r.need, auth) {
                 (None, None) => assert_eq!(status, 200, "{} {}", r.method, r.path),
-                // Monitoring does not authenticate: /health ignores the header altogether.
-                (None, Some(_)) if r.path == "/health" => assert_eq!(status, 200),
+                // Monitoring does not authenticate: /health and /metrics ignore the header altogether.
+                (None, Some(_)) if r.path == "/health" || r.path == "/metrics" => {
+                    assert_eq!(status, 200)
+                }
                 _ => {
                     assert_eq!(status, 401, "{} {} with {auth:?}", r.method, r.path);
                     assert_eq!(www.as_ref().map(|v| v.as_bytes()), Some(&b"Bearer"[..]));

@@ -1151,3 +1151,114 @@ fn the_outbox_layers_keep_their_boundaries() {
         "app/webhooks.rs runs SQL"
     );
 }
+
+/// `GET /metrics`, parsed by the reference Prometheus parser: (name, labels, value) per sample.
+async fn scrape(t: &TestApp) -> Vec<(String, serde_json::Map<String, Value>, f64)> {
+    let r = t.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type().starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.content_type()
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/parse_metrics.py"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to parse /metrics");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&r.bytes).expect("write metrics");
+    }
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("sample");
+            let labels = v[1].as_object().cloned().unwrap_or_default();
+            (
+                v[0].as_str().expect("name").to_string(),
+                labels,
+                v[2].as_f64().expect("value"),
+            )
+        })
+        .collect()
+}
+
+fn sample(
+    samples: &[(String, serde_json::Map<String, Value>, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).and_then(Value::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_expose_the_outbox_series_and_they_move_with_deliveries() {
+    let clock = manual_clock();
+    let t = app_with(quick_outbox(), clock.clone());
+    let rx = Receiver::start().await;
+    let hook = subscribe(&t, &rx.url(), None).await;
+    let hook_id = hook["id"].as_str().expect("id").to_string();
+    let event = t.published_event(1).await;
+    let a = t.attendee(1).await;
+    assert_eq!(t.register(&event, &a).await.status, 201);
+
+    let before = scrape(&t).await;
+    let pending = sample(&before, "outbox_pending_count", &[]).expect("pending");
+    assert!(
+        pending >= 3.0,
+        "created, published, confirmed wait: {pending}"
+    );
+    assert_eq!(sample(&before, "outbox_processed_total", &[]), Some(0.0));
+    assert!(sample(&before, "outbox_oldest_pending_age_seconds", &[]).is_some());
+    assert_eq!(sample(&before, "outbox_dead_count", &[]), Some(0.0));
+    assert_eq!(sample(&before, "outbox_failed_total", &[]), Some(0.0));
+
+    let p = Processor::with_http(t.app.clone()).expect("processor");
+    drain(&p).await;
+    let delivered = rx.captured().len() as f64;
+    assert!(delivered >= pending);
+
+    let after = scrape(&t).await;
+    assert_eq!(sample(&after, "outbox_pending_count", &[]), Some(0.0));
+    assert_eq!(
+        sample(&after, "outbox_processed_total", &[]),
+        Some(delivered)
+    );
+    let label = [("webhook_id", hook_id.as_str())];
+    assert_eq!(
+        sample(&after, "outbox_delivery_duration_seconds_count", &label),
+        Some(delivered)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "outbox_delivery_duration_seconds_bucket",
+            &[("webhook_id", hook_id.as_str()), ("le", "+Inf")]
+        ),
+        Some(delivered)
+    );
+    assert!(
+        sample(&after, "outbox_delivery_duration_seconds_sum", &label).is_some_and(|s| s > 0.0)
+    );
+}
