@@ -7,6 +7,7 @@ mod crash;
 mod door;
 mod hardening;
 mod idempotency;
+mod layers;
 mod model;
 mod onsale;
 mod support;
