@@ -80,6 +80,8 @@ impl App {
                 request_id: r.request_id,
             })
             .collect();
-        Ok(page(items, req.limit, |e: &AuditEntry| encode_cursor(&[e.seq])))
+        Ok(page(items, req.limit, |e: &AuditEntry| {
+            encode_cursor(&[e.seq])
+        }))
     }
 }

@@ -348,7 +348,7 @@ fn dashboard(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         "no event on sale"
     };
     let table_w = Table::new(
-        with_empty(rows, empty, t),
+        with_empty(rows, empty, 0, t),
         [
             Constraint::Fill(1),
             Constraint::Length(16),
@@ -357,7 +357,7 @@ fn dashboard(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
             Constraint::Length(9),
         ],
     )
-    .header(Row::new(vec!["On sale", "Starts (UTC)", "Sold", "Waiting", "In"]).style(t.bold()))
+    .header(Row::new(vec!["Event", "Starts (UTC)", "Sold", "Waiting", "In"]).style(t.bold()))
     .block(titled(" On sale "));
     f.render_widget(table_w, table);
 }
@@ -415,12 +415,14 @@ fn seats(e: &EventRow, width: usize) -> String {
     )
 }
 
-fn with_empty<'a>(rows: Vec<Row<'a>>, empty: &'a str, t: Theme) -> Vec<Row<'a>> {
-    if rows.is_empty() {
-        vec![Row::new(vec![Cell::from(Span::styled(empty, t.dim()))])]
-    } else {
-        rows
+/// The rows, or one row saying why there are none, in column `col` (a wide one).
+fn with_empty<'a>(rows: Vec<Row<'a>>, empty: &'a str, col: usize, t: Theme) -> Vec<Row<'a>> {
+    if !rows.is_empty() {
+        return rows;
     }
+    let mut cells = vec![Cell::from(""); col];
+    cells.push(Cell::from(Span::styled(empty, t.dim())));
+    vec![Row::new(cells)]
 }
 
 fn list_table<'a>(
@@ -468,7 +470,7 @@ fn events(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         "no events match"
     };
     let table = list_table(
-        with_empty(rows, empty, t),
+        with_empty(rows, empty, 0, t),
         vec![
             Constraint::Fill(1),
             Constraint::Length(16),
@@ -579,7 +581,7 @@ fn detail(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         format!("{} of {n_seated}", seated.len())
     };
     let table = list_table(
-        with_empty(rows, "nobody holds a seat", t),
+        with_empty(rows, "nobody holds a seat", 0, t),
         vec![
             Constraint::Fill(1),
             Constraint::Length(9),
@@ -609,7 +611,7 @@ fn detail(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         })
         .collect();
     let table = list_table(
-        with_empty(rows, "nobody waits", t),
+        with_empty(rows, "nobody waits", 1, t),
         vec![
             Constraint::Length(6),
             Constraint::Fill(1),
@@ -731,10 +733,10 @@ fn door(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
     let n = rows.len();
     f.render_widget(
         Table::new(
-            with_empty(rows, "no scans yet", t),
+            with_empty(rows, "no scans yet", 2, t),
             [
                 Constraint::Length(8),
-                Constraint::Length(18),
+                Constraint::Length(20),
                 Constraint::Fill(1),
             ],
         )
@@ -797,7 +799,7 @@ fn deliveries(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         "nothing waits: every message is delivered"
     };
     let table = list_table(
-        with_empty(rows, empty, t),
+        with_empty(rows, empty, 1, t),
         vec![
             Constraint::Length(7),
             Constraint::Length(24),
@@ -857,7 +859,7 @@ fn audit(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         "no audit rows match"
     };
     let table = list_table(
-        with_empty(rows, empty, t),
+        with_empty(rows, empty, 3, t),
         widths,
         Row::new(head),
         titled(format!(" Audit log, newest first ({n}) ")),
@@ -939,7 +941,7 @@ fn palette(m: &Model, f: &mut Frame, area: Rect, t: Theme, input: &str, selected
         .collect();
     let n = rows.len();
     let table = Table::new(
-        with_empty(rows, "no command matches", t),
+        with_empty(rows, "no command matches", 0, t),
         [Constraint::Fill(1), Constraint::Length(12)],
     )
     .row_highlight_style(t.selected())
