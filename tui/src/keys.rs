@@ -84,6 +84,36 @@ pub enum Command {
     RetryAll,
 }
 
+impl Command {
+    /// One or two words for the footer's hints.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::Quit => "quit",
+            Self::Help => "help",
+            Self::Palette => "commands",
+            Self::Filter => "filter",
+            Self::Back => "back",
+            Self::NextScreen | Self::PrevScreen | Self::Go(_) => "screens",
+            Self::Up | Self::Down | Self::Top | Self::Bottom | Self::PageUp | Self::PageDown => {
+                "move"
+            }
+            Self::Open => "open",
+            Self::Refresh => "refresh",
+            Self::NewEvent => "new",
+            Self::EditEvent => "edit",
+            Self::SetCapacity => "capacity",
+            Self::Publish => "publish",
+            Self::CancelEvent => "cancel event",
+            Self::SwitchList => "switch list",
+            Self::CancelRegistration => "cancel reg.",
+            Self::WalkUp => "walk-up",
+            Self::WalkUpOverride => "jump queue",
+            Self::Retry => "retry",
+            Self::RetryAll => "retry all",
+        }
+    }
+}
+
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -210,10 +240,10 @@ pub const BINDINGS: &[Binding] = &[
     act(&[k('e')], "e", EventScreens, Command::EditEvent, "edit the event"),
     act(&[k('c')], "c", EventScreens, Command::SetCapacity, "change capacity"),
     act(&[k('p')], "p", EventScreens, Command::Publish, "publish (open sales)"),
-    act(&[k('X')], "X", EventScreens, Command::CancelEvent, "cancel the event (type its name)"),
+    act(&[k('X')], "X", EventScreens, Command::CancelEvent, "cancel event (type its name)"),
     act(&[k('w')], "w", On(Screen::Detail), Command::WalkUp, "walk-up sale"),
-    act(&[k('W')], "W", On(Screen::Detail), Command::WalkUpOverride, "walk-up ahead of the waitlist (audited)"),
-    act(&[k('x')], "x", On(Screen::Detail), Command::CancelRegistration, "cancel the selected registration"),
+    act(&[k('W')], "W", On(Screen::Detail), Command::WalkUpOverride, "walk-up ahead of waitlist"),
+    act(&[k('x')], "x", On(Screen::Detail), Command::CancelRegistration, "cancel the registration"),
     bind(&[k('h'), k('l'), code(KeyCode::Left), code(KeyCode::Right)], "h/l", On(Screen::Detail), Command::SwitchList, "seated <-> waitlist"),
     act(&[k('r')], "r", On(Screen::Deliveries), Command::Retry, "retry the selected dead message"),
     act(&[k('R')], "R", On(Screen::Deliveries), Command::RetryAll, "retry all dead messages"),

@@ -208,17 +208,19 @@ fn hints(m: &Model, width: usize, t: Theme) -> Line<'static> {
         )
     });
     for b in own.chain(common) {
-        let item = format!("{} {}", b.label, b.help.split(' ').next().unwrap_or(""));
+        // `?/F1` shows as `?`; a key that is itself `/` stays whole.
+        let label = match b.label.split_once('/') {
+            Some((first, _)) if !first.is_empty() => first,
+            _ => b.label,
+        };
+        let item = format!("{label} {}", b.command.hint());
         let len = item.chars().count() + 2;
         if used + len > width {
             break;
         }
         used += len;
-        spans.push(Span::styled(b.label.to_string(), t.accent()));
-        spans.push(Span::raw(format!(
-            " {}  ",
-            b.help.split(' ').next().unwrap_or("")
-        )));
+        spans.push(Span::styled(label.to_string(), t.accent()));
+        spans.push(Span::raw(format!(" {}  ", b.command.hint())));
     }
     Line::from(spans)
 }
@@ -450,6 +452,8 @@ fn status_cell(s: EventState, t: Theme) -> Cell<'static> {
 
 fn events(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
     let visible = m.visible_events();
+    // Narrow terminals get a shorter bar so names keep their room; the numbers stay.
+    let bar_w = if area.width >= 100 { 10 } else { 5 };
     let rows: Vec<Row> = visible
         .iter()
         .map(|e| {
@@ -457,7 +461,7 @@ fn events(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
                 Cell::from(e.name.clone()),
                 Cell::from(format::date_time(e.starts_at)),
                 status_cell(e.status, t),
-                Cell::from(seats(e, 10)),
+                Cell::from(seats(e, bar_w)),
                 Cell::from(e.waitlisted.to_string()),
                 Cell::from(e.checked_in.to_string()),
             ])
@@ -475,7 +479,7 @@ fn events(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
             Constraint::Fill(1),
             Constraint::Length(16),
             Constraint::Length(9),
-            Constraint::Length(22),
+            Constraint::Length(bar_w as u16 + 12),
             Constraint::Length(7),
             Constraint::Length(5),
         ],
@@ -886,7 +890,7 @@ fn help(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
     let inner_h = area.height.saturating_sub(4) as usize;
     let cols = if entries.len() <= inner_h { 1 } else { 2 };
     let per_col = entries.len().div_ceil(cols);
-    let col_w = 38usize;
+    let col_w = (area.width.saturating_sub(4) as usize / cols).min(40);
     let mut lines = Vec::new();
     for r in 0..per_col {
         let mut spans = Vec::new();
