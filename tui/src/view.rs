@@ -199,6 +199,27 @@ fn hints(m: &Model, width: usize, t: Theme) -> Line<'static> {
         used += s.chars().count();
         spans.push(Span::styled(s, t.accent()));
     }
+    // At the door every typed character belongs to the ticket input: only keys that type nothing
+    // reach the key map there, and the hints say so.
+    if m.screen == Screen::Door {
+        for (k, what) in [
+            ("enter", "check in"),
+            ("esc", "clear/back"),
+            ("tab", "screens"),
+            ("F1", "help"),
+            ("ctrl-c", "quit"),
+            ("ctrl-p", "commands"),
+        ] {
+            let len = k.chars().count() + what.chars().count() + 3;
+            if used + len > width {
+                break;
+            }
+            used += len;
+            spans.push(Span::styled(k.to_string(), t.accent()));
+            spans.push(Span::raw(format!(" {what}  ")));
+        }
+        return Line::from(spans);
+    }
     let own = keys::live(m.screen, m.opts.read_only)
         .filter(|b| matches!(b.scope, Scope::On(_) | Scope::EventScreens));
     let common = keys::live(m.screen, m.opts.read_only).filter(|b| {
