@@ -6,9 +6,11 @@
 //! Methods block (on the writer's group commit or a pooled read) and are called from the HTTP layer's
 //! blocking pool, the CLI, or the console.
 
+mod audit_log;
 mod door;
 mod error;
 mod idempotency;
+mod stats;
 mod webhooks;
 
 use std::collections::HashSet;
@@ -20,10 +22,12 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+pub use audit_log::{AuditEntry, AuditFilter};
 pub use door::{spawn_offer_timer, CheckIn, EventAtDoor, Person, WalkUpSale};
 
 pub use error::{Conflict, Error, Result};
 pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
+pub use stats::{BoxStats, OutboxCounts};
 pub use webhooks::{
     CreatedWebhook, Delivery, EndpointBatch, EndpointLatencyView, LatencyBucket, NewWebhook,
     OutboxHealth, OutboxMessage, OutboxOptions, OutboxPage, OutboxShared, OutboxSnapshot,
@@ -200,6 +204,8 @@ pub struct App {
     /// Tokens `authenticate` found recently, by secret hash (see `recently_authenticated`).
     token_cache: Mutex<std::collections::HashMap<String, (Token, std::time::Instant)>>,
     outbox: Arc<OutboxShared>,
+    /// When the database was opened, by the app's clock: the start of the uptime.
+    opened_at: Timestamp,
 }
 
 /// How long a token found in the database is trusted without looking again. Bounds how long a
@@ -451,6 +457,7 @@ impl App {
             }
         }));
         Ok(Self {
+            opened_at: clock.now(),
             store,
             clock,
             opts,

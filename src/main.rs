@@ -1,6 +1,6 @@
 //! The `boxoffice` binary: arguments -> config -> App::open -> serve -> shutdown.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +24,12 @@ struct Cli {
     /// Data directory (database, admin.token). Default: the platform data dir.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Console: hide every action but the door's check-in (for a door laptop).
+    #[arg(long, global = true)]
+    read_only: bool,
+    /// Console: no colours (also when NO_COLOR is set). States are always written out in words.
+    #[arg(long, global = true)]
+    no_color: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,6 +41,18 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Also show the operator console when standard output is a terminal.
+        #[arg(long)]
+        console: bool,
+    },
+    /// The operator console of a box running elsewhere (e.g. headless under systemd), over its API.
+    Console {
+        /// The box, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// A file holding an operator or admin token; the audit log names the token.
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
     },
     /// Manage API tokens.
     #[command(subcommand)]
@@ -87,14 +105,23 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         cfg.data_dir = Some(dir);
     }
     let demo = cli.command.is_none();
+    let console = tui::Options {
+        read_only: cli.read_only,
+        // NO_COLOR: "when present and not an empty string" (no-color.org).
+        color: !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
     match cli.command {
-        None => serve(cfg, true),
-        Some(Command::Serve { listen }) => {
+        None => serve(cfg, true, Some(console)),
+        Some(Command::Serve {
+            listen,
+            console: with_console,
+        }) => {
             if let Some(l) = listen {
                 cfg.listen = l;
             }
-            serve(cfg, demo)
+            serve(cfg, demo, with_console.then_some(console))
         }
+        Some(Command::Console { url, token_file }) => remote_console(&url, &token_file, console),
         Some(Command::Token(t)) => token(&cfg, t),
         Some(Command::Backup { out }) => {
             if out.exists() {
@@ -216,15 +243,39 @@ fn ensure_admin_token(app: &App, dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
+const LOG_FILE: &str = "boxoffice.log";
+
+/// Serves the API; with `console` (and a terminal on standard output) also shows the operator
+/// console in this process, which then owns the terminal: logs go to `boxoffice.log` in the data
+/// dir, and quitting the console stops the box the way SIGTERM does.
+fn serve(
+    cfg: Config,
+    demo: bool,
+    console: Option<tui::Options>,
+) -> anyhow::Result<std::process::ExitCode> {
     cfg.validate()?;
     let dir = data_dir(&cfg)?;
     create_dir_private(&dir)?;
+    let console = console.filter(|_| std::io::stdout().is_terminal());
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).context("log filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let log_path = dir.join(LOG_FILE);
+    if console.is_some() {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
 
     let app =
         Arc::new(App::open(&dir.join(DB_FILE), cfg.app_options()).context("opening the database")?);
@@ -242,55 +293,141 @@ fn serve(cfg: Config, demo: bool) -> anyhow::Result<std::process::ExitCode> {
         rt.worker_threads(cfg.http.worker_threads);
     }
     let rt = rt.build().context("starting the runtime")?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .with_context(|| format!("listening on {}", cfg.listen))?;
-        let addr = listener.local_addr()?;
-        eprintln!("boxoffice serving on http://{addr}");
-        eprintln!("data dir: {}", dir.display());
-        eprintln!("admin token: {}", token_file.display());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(cfg.listen))
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("boxoffice serving on http://{addr}");
+    eprintln!("data dir: {}", dir.display());
+    eprintln!("admin token: {}", token_file.display());
 
-        let maintenance = tokio::spawn({
-            let app = app.clone();
-            async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-                loop {
-                    tick.tick().await;
-                    let app = app.clone();
-                    match tokio::task::spawn_blocking(move || app.prune_idempotency()).await {
-                        Ok(Err(e)) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
-                        Err(e) => tracing::warn!(error = %e, "pruning idempotency keys panicked"),
-                        Ok(Ok(_)) => {}
-                    }
-                }
-            }
-        });
-        let offer_timer = boxoffice::app::spawn_offer_timer(app.clone());
-        // The outbox processor: woken by commits that record domain events, idle otherwise.
-        let outbox = if cfg.outbox.enabled {
-            let processor = boxoffice::outbox::Processor::with_http(app.clone())
-                .context("starting the outbox processor")?;
-            Some(boxoffice::outbox::spawn(processor))
-        } else {
-            None
-        };
-        let router = boxoffice::http::router(app.clone(), &cfg.http);
-        boxoffice::http::serve(listener, router, &cfg.http, shutdown_signal()).await?;
-        maintenance.abort();
-        offer_timer.abort();
-        // Deliveries in flight get to record their outcome; anything cut off is sent again next start.
-        if let Some(outbox) = outbox {
-            let grace = std::time::Duration::from_millis(cfg.outbox.timeout_ms + 1000);
-            outbox.shutdown(grace).await;
+    let rt = match console {
+        None => {
+            rt.block_on(run_server(app.clone(), listener, &cfg, shutdown_signal()))?;
+            rt
         }
-
-        anyhow::Ok(())
-    })?;
+        Some(opts) => {
+            eprintln!("console: logs go to {}", log_path.display());
+            tracing::info!(%addr, "serving, with the console on this terminal");
+            let (console, handle) = tui::Console::new(opts);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            // SIGTERM (or the console's quit) stops the server; SIGTERM also ends the console, which
+            // restores the terminal before the process exits.
+            let shutdown = async move {
+                tokio::select! {
+                    _ = shutdown_signal() => handle.quit(),
+                    _ = stopped => {}
+                }
+            };
+            let server_app = app.clone();
+            let server = std::thread::Builder::new()
+                .name("boxoffice-server".into())
+                .spawn(move || {
+                    let r = rt.block_on(run_server(server_app, listener, &cfg, shutdown));
+                    (rt, r)
+                })
+                .context("starting the server thread")?;
+            let shown = console.run(boxoffice::console::Local::local(app.clone()));
+            let _ = stop.send(());
+            let (rt, served) = server
+                .join()
+                .map_err(|_| anyhow::anyhow!("the server thread panicked"))?;
+            shown.context("console")?;
+            served?;
+            rt
+        }
+    };
     // Every in-flight request has been answered; commit anything still queued, then stop.
     app.shutdown();
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     eprintln!("boxoffice stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The serving box: the API, the outbox processor, the offer timer and maintenance, until `shutdown`.
+async fn run_server(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    cfg: &Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let maintenance = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let app = app.clone();
+                match tokio::task::spawn_blocking(move || app.prune_idempotency()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                    Err(e) => tracing::warn!(error = %e, "pruning idempotency keys panicked"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+        }
+    });
+    let offer_timer = boxoffice::app::spawn_offer_timer(app.clone());
+    // The outbox processor: woken by commits that record domain events, idle otherwise.
+    let outbox = if cfg.outbox.enabled {
+        let processor = boxoffice::outbox::Processor::with_http(app.clone())
+            .context("starting the outbox processor")?;
+        Some(boxoffice::outbox::spawn(processor))
+    } else {
+        None
+    };
+    let router = boxoffice::http::router(app.clone(), &cfg.http);
+    boxoffice::http::serve(listener, router, &cfg.http, shutdown).await?;
+    maintenance.abort();
+    offer_timer.abort();
+    // Deliveries in flight get to record their outcome; anything cut off is sent again next start.
+    if let Some(outbox) = outbox {
+        let grace = std::time::Duration::from_millis(cfg.outbox.timeout_ms + 1000);
+        outbox.shutdown(grace).await;
+    }
+    Ok(())
+}
+
+/// `boxoffice console --url URL --token-file FILE`: the console of a box running elsewhere.
+fn remote_console(
+    url: &str,
+    token_file: &Path,
+    opts: tui::Options,
+) -> anyhow::Result<std::process::ExitCode> {
+    if !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal on standard output");
+    }
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading {}", token_file.display()))?;
+    let backend = boxoffice::console::Remote::remote(url, token.trim())?;
+    let (console, handle) = tui::Console::new(opts);
+    // SIGTERM, SIGHUP (the terminal went away) and SIGINT end the console, terminal restored.
+    std::thread::Builder::new()
+        .name("console-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            });
+            handle.quit();
+        })
+        .context("starting the signal thread")?;
+    console.run(backend).context("console")?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

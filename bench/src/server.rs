@@ -144,6 +144,11 @@ impl Server {
         &self.admin
     }
 
+    /// The `boxoffice` binary under test (the console scenario starts its console from it).
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     pub fn args(&self) -> &[String] {
         &self.args
     }

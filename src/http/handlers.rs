@@ -825,3 +825,68 @@ pub async fn metrics(State(ctx): State<Ctx>) -> Response {
         Err(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
     }
 }
+
+// ----- the audit log and the box's figures (read by the console, local or remote) -----
+
+/// `?actor=&action=&limit=&after=` of the audit log.
+#[derive(Debug, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /api/v1/admin/audit`: newest first; `actor` exact, `action` exact or a dotted prefix.
+pub async fn audit_log(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, _| {
+        let Query(q) = q.map_err(|e| {
+            Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())])
+        })?;
+        let filter = app::AuditFilter::parse(q.actor.as_deref(), q.action.as_deref())?;
+        let page = ListQuery {
+            limit: q.limit,
+            after: q.after,
+            status: None,
+        }
+        .page()?;
+        Ok(app.audit_page(&filter, &page)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+/// The box's figures, and who is asking (the console shows it and knows what it may do).
+#[derive(Serialize)]
+struct StatsView {
+    #[serde(flatten)]
+    stats: app::BoxStats,
+    caller: CallerView,
+}
+
+#[derive(Serialize)]
+struct CallerView {
+    name: String,
+    role: &'static str,
+}
+
+/// `GET /api/v1/stats` (operator): counters, outbox counts, database size, uptime.
+pub async fn box_stats(State(ctx): State<Ctx>, caller: Caller) -> Response {
+    let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
+        let actor = must(actor)?;
+        Ok(StatsView {
+            stats: app.box_stats()?,
+            caller: CallerView {
+                name: actor.name,
+                role: actor.role.as_str(),
+            },
+        })
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}

@@ -81,6 +81,9 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             "/api/v1/admin/outbox/{id}/retry",
             post(admin::retry_outbox_message),
         )
+        // The audit log and the box's figures (the console reads these, local or remote).
+        .route("/api/v1/admin/audit", get(audit_log))
+        .route("/api/v1/stats", get(box_stats))
         .fallback(fallback)
         .with_state(Ctx { app });
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod idempotency;
 pub mod outbox;
 pub mod registrations;
+pub mod stats;
 pub mod tokens;
 pub mod webhooks;
 mod writer;

@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod cli;
+mod console;
 mod crash;
 mod door;
 mod hardening;

@@ -5,6 +5,7 @@
 //! the offline `boxoffice check` belong to the runner in `main.rs`, so every scenario gets them.
 
 mod checkin;
+mod console;
 mod outbox;
 mod rush;
 
@@ -27,6 +28,9 @@ pub enum Scenario {
     Outbox,
     /// The doors open: every confirmed ticket is scanned once (`--registrations` tickets).
     Checkin,
+    /// The operator console's cost: CPU of an idle dashboard (remote and in-process, in tmux), and
+    /// the rush without and with a console watching (needs tmux).
+    Console,
 }
 
 impl Scenario {
@@ -35,6 +39,7 @@ impl Scenario {
             Scenario::Rush => "rush",
             Scenario::Outbox => "outbox",
             Scenario::Checkin => "checkin",
+            Scenario::Console => "console",
         }
     }
 }
@@ -80,5 +85,6 @@ pub async fn run(scenario: Scenario, server: &Server, params: &Params) -> anyhow
         Scenario::Rush => rush::rush(server, params).await,
         Scenario::Outbox => outbox::outbox(server, params).await,
         Scenario::Checkin => checkin::checkin(server, params).await,
+        Scenario::Console => console::console(server, params).await,
     }
 }

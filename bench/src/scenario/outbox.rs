@@ -103,7 +103,11 @@ impl Receiver {
     }
 }
 
-async fn create_event(admin: &Target, name: &str, capacity: usize) -> anyhow::Result<String> {
+pub(super) async fn create_event(
+    admin: &Target,
+    name: &str,
+    capacity: usize,
+) -> anyhow::Result<String> {
     let mut conn = admin.connect().await?;
     let body = json!({
         "name": name,
@@ -125,7 +129,7 @@ async fn create_event(admin: &Target, name: &str, capacity: usize) -> anyhow::Re
     Ok(event.id)
 }
 
-async fn rush(
+pub(super) async fn rush(
     name: &str,
     admin: &Target,
     p: &Params,
@@ -147,7 +151,7 @@ async fn rush(
 }
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`; `None` elsewhere.
-fn cpu_seconds(pid: &str) -> Option<f64> {
+pub(super) fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')')?.1;
