@@ -675,8 +675,10 @@ impl<T: Transport> Adapter<T> {
                 seated.push(self.seat(v)?);
             }
         }
-        // Join order across both statuses.
-        seated.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        // Join order across both statuses. Each list comes in join order already, and the sort is
+        // stable: registrations made in the same millisecond keep that order (a tie-break on the
+        // random id would shuffle them).
+        seated.sort_by_key(|s| s.created_at);
         let page = self.call(Call::Waitlist {
             event: id.to_string(),
         })?;
