@@ -490,6 +490,15 @@ impl App {
         self.store.shutdown();
     }
 
+    /// Runs a write for an async caller: the answer arrives on a future, no thread waits for it.
+    async fn write_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tx<'_>, i64) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let now = self.now().millis();
+        self.store.write_async(move |tx| f(tx, now)).await
+    }
+
     /// Runs a creating write; with `idem`, its first response is stored in the same transaction.
     fn write_idempotent<T: Send + 'static>(
         &self,
@@ -753,9 +762,8 @@ impl App {
         event_id: EventId,
         attendee_id: AttendeeId,
     ) -> Result<Registration> {
-        let now = self.now().millis();
-        let command = register_command(event_id, attendee_id);
-        self.store.write_async(move |tx| command(tx, now)).await
+        self.write_async(register_command(event_id, attendee_id))
+            .await
     }
 
     pub fn get_registration(&self, id: RegistrationId) -> Result<Registration> {
@@ -903,10 +911,6 @@ impl App {
 
     pub fn list_tokens(&self) -> Result<Vec<Token>> {
         Ok(self.store.read(tokens::list)?)
-    }
-
-    pub fn count_active_tokens(&self) -> Result<i64> {
-        Ok(self.store.read(tokens::count_active)?)
     }
 
     pub fn revoke_token(&self, actor: &Actor, name_or_id: &str) -> Result<Token> {

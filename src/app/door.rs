@@ -141,9 +141,7 @@ impl App {
     /// `check_in` for async callers without an `Idempotency-Key`: waits for the writer on a future,
     /// without a thread of the blocking pool.
     pub async fn check_in_async(&self, actor: &Actor, code: &str) -> Result<CheckIn> {
-        let now = self.now().millis();
-        let command = check_in_command(actor, code);
-        self.store.write_async(move |tx| command(tx, now)).await
+        self.write_async(check_in_command(actor, code)).await
     }
 
     /// Undoes a mistaken check-in, so the ticket can be scanned again.
@@ -163,10 +161,8 @@ impl App {
                     "this registration is not checked in",
                 ));
             }
-            let mut event = event_of(tx, row.event_seq)?;
             registrations::set_checked_in(tx, row.reg.seq, None, now)?;
-            event.checked_in -= 1;
-            events::save_counts(tx, &event)?;
+            events::add_checked_in(tx, row.event_seq, -1)?;
             let reg = reload_registration(tx, row.reg.seq)?;
             emit(
                 tx,

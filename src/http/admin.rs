@@ -2,13 +2,12 @@
 //! `/api/v1/admin/outbox[/{id}]`, `/api/v1/admin/outbox/{id}/retry`. Thin like the others: wire ->
 //! domain, one `App` call on the blocking pool, domain -> wire. Every change is audited by the app.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::handlers::{call, must, respond, Caller, Ctx};
+use super::handlers::{call, must, respond, Body, Caller, Ctx};
 use super::problem::Problem;
 use super::wire::{self, ListQuery};
 use crate::app::{NewWebhook, OutboxState, WebhookPatch};
@@ -163,7 +162,7 @@ pub async fn list_webhooks(State(ctx): State<Ctx>, caller: Caller, q: Q<ListQuer
     respond(StatusCode::OK, r)
 }
 
-pub async fn create_webhook(State(ctx): State<Ctx>, caller: Caller, body: Bytes) -> Response {
+pub async fn create_webhook(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let new = wire::parse::<CreateWebhook>(&body)?.into_domain()?;
         Ok(app.create_webhook(&must(actor)?, new)?)
@@ -188,7 +187,7 @@ pub async fn update_webhook(
     State(ctx): State<Ctx>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let id = uuid_id(&id, "webhook")?;

@@ -107,13 +107,7 @@ impl Caller {
         };
         let token =
             token.ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))?;
-        Ok(Some(Actor {
-            name: token.name,
-            role: token.role,
-            token_seq: Some(token.seq),
-            remote_addr: self.remote.map(|a| a.to_string()),
-            request_id: Some(self.request_id.clone()),
-        }))
+        Ok(Some(self.actor_for(token)))
     }
 }
 
@@ -581,23 +575,20 @@ pub async fn register(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
-    if hot_path(&ctx, &caller, &headers, Role::Kiosk).is_some() {
-        let r = async {
-            let (event, attendee) = (
-                event_id(&id)?,
-                wire::parse::<wire::CreateRegistration>(&body)?.attendee_id()?,
-            );
-            Ok::<_, Problem>(ctx.app.register_async(event, attendee).await?)
-        }
-        .await;
-        return respond(StatusCode::CREATED, r);
-    }
     let parse = move |b: &Bytes| {
         Ok((
             event_id(&id)?,
             wire::parse::<wire::CreateRegistration>(b)?.attendee_id()?,
         ))
     };
+    if hot_path(&ctx, &caller, &headers, Role::Kiosk).is_some() {
+        let r = async {
+            let (event, attendee) = parse(&body)?;
+            Ok::<_, Problem>(ctx.app.register_async(event, attendee).await?)
+        }
+        .await;
+        return respond(StatusCode::CREATED, r);
+    }
     create::<_, _, 201>(
         &ctx,
         caller,
@@ -707,15 +698,15 @@ pub async fn check_in(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
+    let parse = |b: &Bytes| Ok(wire::parse::<wire::CheckInBody>(b)?.ticket_code);
     if let Some(actor) = hot_path(&ctx, &caller, &headers, Role::Operator) {
         let r = async {
-            let code = wire::parse::<wire::CheckInBody>(&body)?.ticket_code;
+            let code = parse(&body)?;
             Ok::<_, Problem>(ctx.app.check_in_async(&actor, &code).await?)
         }
         .await;
         return respond(StatusCode::OK, r);
     }
-    let parse = |b: &Bytes| Ok(wire::parse::<wire::CheckInBody>(b)?.ticket_code);
     create::<_, _, 200>(
         &ctx,
         caller,

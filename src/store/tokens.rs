@@ -92,11 +92,3 @@ pub fn revoke(tx: &Tx<'_>, name_or_id: &str, now: i64) -> Result<Option<Token>, 
     token.revoked_at = Some(ts(now));
     Ok(Some(token))
 }
-
-pub fn count_active(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL",
-        [],
-        |r| r.get(0),
-    )?)
-}

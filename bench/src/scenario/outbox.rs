@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
@@ -26,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::rush::create_attendees;
 use super::{Check, Outcome, Params};
 use crate::client::{Call, Target};
 use crate::load::{self, Phase};
@@ -266,50 +267,12 @@ pub async fn outbox(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         started.elapsed(),
     ));
 
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
-        (0..n)
-            .map(|i| {
-                json!({"name": format!("Bench {i}"), "email": format!("bench-{i}@example.org")})
-                    .to_string()
-                    .into()
-            })
-            .collect(),
-    );
-    let ids: Arc<Vec<OnceLock<String>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
-    let path: Arc<str> = "/api/v1/attendees".into();
-    let phase = load::run(
-        "setup: attendees",
-        admin,
-        p.connections,
-        n,
-        StatusCode::CREATED,
-        move |i| Call::post(path.clone(), Some(bodies[i].clone())),
-        {
-            let ids = ids.clone();
-            move |i, body| {
-                if let Ok(created) = serde_json::from_slice::<Created>(body) {
-                    let _ = ids[i].set(created.id);
-                }
-            }
-        },
-    )
-    .await?;
-    if phase.error_count > 0 {
-        bail!(
-            "creating attendees failed for {}: {:?}",
-            phase.error_count,
-            phase.error_samples
-        );
-    }
+    let (ids, phase) = create_attendees(admin, p).await?;
     setup.push(phase);
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         ids.iter()
-            .map(|id| {
-                id.get()
-                    .map(|id| json!({"attendee_id": id}).to_string().into())
-                    .context("an attendee response had no id")
-            })
-            .collect::<anyhow::Result<_>>()?,
+            .map(|id| json!({"attendee_id": id}).to_string().into())
+            .collect(),
     );
 
     let a1 = measured_rush(

@@ -134,7 +134,6 @@ pub(super) async fn on_sale(
     capacity: usize,
 ) -> anyhow::Result<(Created, Vec<String>, Vec<Phase>)> {
     let admin = server.admin();
-    let n = p.registrations;
     let mut setup = Vec::new();
 
     // Setup 1: the event, created and published on one connection.
@@ -170,6 +169,18 @@ pub(super) async fn on_sale(
     drop(conn);
 
     // Setup 2: the attendees, over the same connections the rush will use.
+    let (ids, phase) = create_attendees(server.admin(), p).await?;
+    setup.push(phase);
+    Ok((event, ids, setup))
+}
+
+/// Creates `p.registrations` attendees (`bench-{i}@example.org`) over `p.connections` connections;
+/// returns their ids in order and the timed phase. Any failure ends the benchmark.
+pub(super) async fn create_attendees(
+    admin: &Target,
+    p: &Params,
+) -> anyhow::Result<(Vec<String>, Phase)> {
+    let n = p.registrations;
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..n)
             .map(|i| {
@@ -206,7 +217,6 @@ pub(super) async fn on_sale(
             phase.error_samples.join("\n")
         );
     }
-    setup.push(phase);
     let ids: Vec<String> = ids
         .iter()
         .enumerate()
@@ -216,7 +226,7 @@ pub(super) async fn on_sale(
                 .with_context(|| format!("attendee {i} was created but its response had no id"))
         })
         .collect::<anyhow::Result<_>>()?;
-    Ok((event, ids, setup))
+    Ok((ids, phase))
 }
 
 pub(super) async fn read_counts(admin: &Target, event_id: &str) -> anyhow::Result<EventCounts> {
