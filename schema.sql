@@ -59,6 +59,9 @@ CREATE TABLE registrations (
     offer_expires_at  INTEGER,
     checked_in_at     INTEGER,
     promoted_at       INTEGER,
+    -- When it joined the waitlist (NULL for a direct sale): kept through promotion and cancellation, so
+    -- the waitlist-to-confirmed conversion of an event can be counted afterwards.
+    waitlisted_at     INTEGER,
     -- A counter sale that took a seat while people waited, on the operator's audited override: the one
     -- sanctioned exception to first come, first served (I3).
     seated_by_override INTEGER NOT NULL DEFAULT 0 CHECK (seated_by_override IN (0, 1)),

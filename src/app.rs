@@ -10,6 +10,7 @@ mod audit_log;
 mod door;
 mod error;
 mod idempotency;
+mod reads;
 mod stats;
 mod webhooks;
 
@@ -27,6 +28,7 @@ pub use door::{spawn_offer_timer, CheckIn, EventAtDoor, Person, WalkUpSale};
 
 pub use error::{Conflict, Error, Result};
 pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
+pub use reads::{EventStats, HourlySales};
 pub use stats::{BoxStats, OutboxCounts};
 pub use webhooks::{
     CreatedWebhook, Delivery, EndpointBatch, EndpointLatencyView, LatencyBucket, NewWebhook,
@@ -89,6 +91,7 @@ pub struct AppOptions {
     pub store: StoreOptions,
     pub idempotency_ttl_ms: i64,
     pub outbox: OutboxOptions,
+    pub cache: crate::cache::CacheOptions,
 }
 
 impl Default for AppOptions {
@@ -97,6 +100,7 @@ impl Default for AppOptions {
             store: StoreOptions::default(),
             idempotency_ttl_ms: 24 * 3600 * 1000,
             outbox: OutboxOptions::default(),
+            cache: crate::cache::CacheOptions::default(),
         }
     }
 }
@@ -203,6 +207,8 @@ pub struct App {
     offers_changed: Arc<tokio::sync::Notify>,
     /// Tokens `authenticate` found recently, by secret hash (see `recently_authenticated`).
     token_cache: Mutex<std::collections::HashMap<String, (Token, std::time::Instant)>>,
+    /// Event details, attendees, event statistics and waitlist positions (see `reads`).
+    cache: Arc<reads::ReadCache>,
     outbox: Arc<OutboxShared>,
     /// When the database was opened, by the app's clock: the start of the uptime.
     opened_at: Timestamp,
@@ -450,7 +456,19 @@ impl App {
         // count of committed commands tells it when sales are rushing, so deliveries can yield.
         let outbox: Arc<OutboxShared> = Arc::default();
         let wake = outbox.clone();
+        let cache = Arc::new(reads::ReadCache::new(&opts.cache));
+        let clear = cache.clone();
         store.on_commit(Arc::new(move |report: &store::CommitReport| {
+            // Runs before the group's callers are answered: nobody reads their own write stale.
+            if report.foreign_change {
+                clear.core.invalidate_all();
+            }
+            clear
+                .core
+                .invalidate(report.touched.iter().map(|t| match *t {
+                    store::Touched::Event(seq) => crate::cache::Scope::Event(seq),
+                    store::Touched::Attendee(seq) => crate::cache::Scope::Attendee(seq),
+                }));
             wake.note_commit(report.commands);
             if report.outbox_rows > 0 {
                 wake.wake();
@@ -465,6 +483,7 @@ impl App {
             offers_changed: Arc::default(),
             token_cache: Mutex::default(),
             outbox,
+            cache,
         })
     }
 
@@ -540,14 +559,6 @@ impl App {
             )?;
             Ok(event)
         })
-    }
-
-    pub fn get_event(&self, id: EventId, vis: Visibility) -> Result<Event> {
-        let event = self.store.read(|c| events::get(c, id))?;
-        match event {
-            Some(e) if vis == Visibility::Staff || e.status == EventStatus::Published => Ok(e),
-            _ => Err(Error::NotFound("event")),
-        }
     }
 
     /// Events in date order. Public callers see published events only, whatever they ask for.
@@ -705,12 +716,6 @@ impl App {
         })
     }
 
-    pub fn get_attendee(&self, id: AttendeeId) -> Result<Attendee> {
-        self.store
-            .read(|c| attendees::get(c, id))?
-            .ok_or(Error::NotFound("attendee"))
-    }
-
     /// The attendee's registrations, in the order they were made, with event summaries.
     pub fn attendee_tickets(&self, id: AttendeeId, req: &PageRequest) -> Result<Page<Ticket>> {
         let after = match &req.after {
@@ -770,20 +775,6 @@ impl App {
         self.store.read(|c| {
             let row = registrations::get(c, id)?.ok_or(Error::NotFound("registration"))?;
             Ok(registrations::with_position(c, row)?)
-        })
-    }
-
-    pub fn position(&self, id: RegistrationId) -> Result<PositionView> {
-        self.store.read(|c| {
-            let row = registrations::get(c, id)?.ok_or(Error::NotFound("registration"))?;
-            let event =
-                events::get_by_seq(c, row.event_seq)?.ok_or_else(|| internal("event vanished"))?;
-            let reg = registrations::with_position(c, row)?;
-            Ok(PositionView {
-                status: reg.status.as_str(),
-                position: reg.position,
-                waitlist_length: event.waitlisted,
-            })
         })
     }
 

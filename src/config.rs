@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 use crate::app::{AppOptions, OutboxOptions};
+use crate::cache::CacheOptions;
 use crate::store::StoreOptions;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +26,55 @@ pub struct Config {
     pub store: StoreConfig,
     pub idempotency: IdempotencyConfig,
     pub outbox: OutboxConfig,
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: the read cache (DESIGN.md section 5), entries per kind and TTLs in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub event_entries: usize,
+    pub attendee_entries: usize,
+    pub counts_entries: usize,
+    pub position_entries: usize,
+    pub event_ttl_secs: u64,
+    pub attendee_ttl_secs: u64,
+    pub counts_ttl_secs: u64,
+    pub position_ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let d = CacheOptions::default();
+        Self {
+            enabled: d.enabled,
+            event_entries: d.event_entries,
+            attendee_entries: d.attendee_entries,
+            counts_entries: d.counts_entries,
+            position_entries: d.position_entries,
+            event_ttl_secs: d.event_ttl.as_secs(),
+            attendee_ttl_secs: d.attendee_ttl.as_secs(),
+            counts_ttl_secs: d.counts_ttl.as_secs(),
+            position_ttl_secs: d.position_ttl.as_secs(),
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn options(&self) -> CacheOptions {
+        CacheOptions {
+            enabled: self.enabled,
+            event_entries: self.event_entries,
+            attendee_entries: self.attendee_entries,
+            counts_entries: self.counts_entries,
+            position_entries: self.position_entries,
+            event_ttl: Duration::from_secs(self.event_ttl_secs),
+            attendee_ttl: Duration::from_secs(self.attendee_ttl_secs),
+            counts_ttl: Duration::from_secs(self.counts_ttl_secs),
+            position_ttl: Duration::from_secs(self.position_ttl_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +140,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             idempotency: IdempotencyConfig::default(),
             outbox: OutboxConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -255,6 +306,25 @@ impl Config {
         if o.retention_hours == 0 || o.max_lag_secs == 0 {
             bail!("outbox.retention_hours and outbox.max_lag_secs must be at least 1");
         }
+        let c = &self.cache;
+        let entries = [
+            c.event_entries,
+            c.attendee_entries,
+            c.counts_entries,
+            c.position_entries,
+        ];
+        if entries.iter().any(|n| !(1..=10_000_000).contains(n)) {
+            bail!("cache.*_entries must be from 1 to 10000000");
+        }
+        let ttls = [
+            c.event_ttl_secs,
+            c.attendee_ttl_secs,
+            c.counts_ttl_secs,
+            c.position_ttl_secs,
+        ];
+        if ttls.iter().any(|t| *t > 24 * 3600) {
+            bail!("cache.*_ttl_secs must be at most 86400");
+        }
         Ok(())
     }
 
@@ -265,9 +335,11 @@ impl Config {
                 max_batch: self.store.max_batch,
                 queue: self.store.queue,
                 busy_timeout: Duration::from_millis(self.store.busy_timeout_ms),
+                sql_trace: None,
             },
             idempotency_ttl_ms: i64::try_from(self.idempotency.ttl_hours).unwrap_or(24) * 3_600_000,
             outbox: self.outbox.options(),
+            cache: self.cache.options(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! - [`domain`]: pure types and rules (ids, events, attendees, registrations, seat decisions); no IO.
 //! - [`store`]: every SQL statement, the reader pool, and the one writer thread with group commit.
 //! - [`app`]: one method per use case; sequences store, outbox rows and audit rows in one transaction.
+//! - [`cache`]: the read cache: LRUs per kind with TTLs, invalidated exactly by each commit.
 //! - [`http`]: the JSON API: route table, thin handlers, problem documents, hardening.
 //! - [`outbox`]: the webhook processor: delivers the outbox, signed, at least once, ordered per aggregate.
 //! - [`console`]: the operator console's backend: implements the `tui` crate's trait in-process and over HTTP.
@@ -14,6 +15,7 @@
 //! knows request bodies, headers and status codes.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod console;
 pub mod demo;

@@ -96,3 +96,35 @@ pub fn render(outbox: &OutboxSnapshot, writer_queue: usize) -> String {
     }
     out
 }
+
+/// Appends the read cache's hits and misses per kind (`cache_hits_total{kind}`, `cache_misses_total{kind}`).
+pub fn render_cache(out: &mut String, stats: &[(crate::cache::Kind, crate::cache::KindStats)]) {
+    header(
+        out,
+        "cache_hits_total",
+        "counter",
+        "Reads answered from the cache, per kind.",
+    );
+    for (kind, s) in stats {
+        let _ = writeln!(
+            out,
+            "cache_hits_total{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            s.hits
+        );
+    }
+    header(
+        out,
+        "cache_misses_total",
+        "counter",
+        "Reads the cache could not answer (absent, expired or invalidated), per kind.",
+    );
+    for (kind, s) in stats {
+        let _ = writeln!(
+            out,
+            "cache_misses_total{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            s.misses
+        );
+    }
+}

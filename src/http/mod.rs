@@ -41,6 +41,7 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
     let routes = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/api/v1/ping", get(ping))
         .route("/api/v1/events", get(list_events).post(create_event))
         .route("/api/v1/events/{id}", get(get_event).patch(update_event))
         .route("/api/v1/events/{id}/publish", post(publish_event))
@@ -50,6 +51,8 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             get(event_registrations).post(register),
         )
         .route("/api/v1/events/{id}/waitlist", get(waitlist))
+        .route("/api/v1/events/{id}/stats", get(event_stats))
+        .route("/api/v1/events/{id}/attendees.csv", get(attendees_csv))
         .route("/api/v1/attendees", post(create_attendee))
         .route("/api/v1/attendees/{id}", get(get_attendee))
         .route("/api/v1/attendees/{id}/tickets", get(attendee_tickets))

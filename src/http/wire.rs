@@ -208,3 +208,70 @@ impl ListQuery {
         })
     }
 }
+
+// ----- the door list (`attendees.csv`) -----
+
+/// The CSV columns of the door list.
+const DOOR_LIST_COLUMNS: [&str; 8] = [
+    "registration_id",
+    "status",
+    "ticket_code",
+    "name",
+    "email",
+    "phone",
+    "checked_in_at",
+    "registered_at",
+];
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR at the start) gets a
+/// leading `'`: names and phone numbers come from the public, the list is opened by staff.
+fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+fn csv_bytes(
+    write: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>,
+) -> Result<axum::body::Bytes, std::io::Error> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(64 * 1024));
+    write(&mut w).map_err(std::io::Error::other)?;
+    w.into_inner()
+        .map(axum::body::Bytes::from)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+pub fn door_list_header() -> Result<axum::body::Bytes, std::io::Error> {
+    csv_bytes(|w| w.write_record(DOOR_LIST_COLUMNS))
+}
+
+pub fn door_list_rows(
+    lines: &[crate::store::registrations::DoorLine],
+) -> Result<axum::body::Bytes, std::io::Error> {
+    use crate::domain::{TicketCode, Timestamp};
+    csv_bytes(|w| {
+        for l in lines {
+            let code = l
+                .ticket_code
+                .clone()
+                .map(|c| TicketCode::from_stored(c).display())
+                .unwrap_or_default();
+            let checked_in = l
+                .checked_in_at
+                .map(|t| Timestamp::from_millis(t).to_rfc3339())
+                .unwrap_or_default();
+            w.write_record([
+                l.registration_id.as_str(),
+                l.status.as_str(),
+                code.as_str(),
+                &inert(&l.name),
+                &inert(l.email.as_deref().unwrap_or("")),
+                &inert(l.phone.as_deref().unwrap_or("")),
+                checked_in.as_str(),
+                Timestamp::from_millis(l.created_at).to_rfc3339().as_str(),
+            ])?;
+        }
+        Ok(())
+    })
+}

@@ -23,7 +23,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 use writer::Writer;
-pub use writer::{CommitHook, CommitReport, Tx};
+pub use writer::{CommitHook, CommitReport, Touched, Tx};
 
 /// The schema this build writes; files with a higher `user_version` are refused.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -106,6 +106,31 @@ pub struct StoreOptions {
     pub max_batch: usize,
     pub queue: usize,
     pub busy_timeout: Duration,
+    /// Called with the SQL text (parameters unexpanded) of every statement each connection starts:
+    /// the query-plan test collects the statements a workload runs. `None` in the product.
+    pub sql_trace: Option<fn(&str)>,
+}
+
+/// Where the connections of a store opened with `sql_trace` send their statements (a trace callback
+/// is a bare function, without context).
+static SQL_TRACE: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+fn forward_sql(event: rusqlite::trace::TraceEvent<'_>) {
+    if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
+        if let Some(f) = SQL_TRACE.get() {
+            f(sql);
+        }
+    }
+}
+
+fn install_trace(conn: &Connection, trace: Option<fn(&str)>) {
+    if let Some(f) = trace {
+        let _ = SQL_TRACE.set(f);
+        conn.trace_v2(
+            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(forward_sql),
+        );
+    }
 }
 
 impl Default for StoreOptions {
@@ -115,6 +140,7 @@ impl Default for StoreOptions {
             max_batch: 256,
             queue: 4096,
             busy_timeout: Duration::from_secs(5),
+            sql_trace: None,
         }
     }
 }
@@ -159,10 +185,16 @@ impl Store {
         )?;
         configure(&conn, Role::Writer, opts.busy_timeout)?;
         migrate(&conn)?;
+        install_trace(&conn, opts.sql_trace);
         let busy = opts.busy_timeout;
+        let trace = opts.sql_trace;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |c| configure(c, Role::Reader, busy));
+            .with_init(move |c| {
+                configure(c, Role::Reader, busy)?;
+                install_trace(c, trace);
+                Ok(())
+            });
         let readers = r2d2::Pool::builder()
             .max_size(opts.readers.max(1))
             .min_idle(Some(1))
@@ -182,7 +214,8 @@ impl Store {
         &self.path
     }
 
-    /// Called after every group commit, on the writer thread, before the next group starts.
+    /// Called after every group commit (or failed group), on the writer thread, before the group's
+    /// callers are answered and before the next group starts.
     pub fn on_commit(&self, hook: CommitHook) {
         self.hooks
             .lock()

@@ -61,7 +61,8 @@ pub struct NewRegistration<'a> {
 pub fn insert(tx: &Tx<'_>, n: &NewRegistration<'_>) -> Result<i64, StoreError> {
     tx.prepare_cached(
         "INSERT INTO registrations (id, event_seq, attendee_seq, status, ticket_code, seated_by_override, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6, ?6)",
+         created_at, updated_at, waitlisted_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6, ?6, CASE WHEN ?4 = 'waitlisted' THEN ?6 END)",
     )?
     .execute(params![
         n.id.to_string(),
@@ -291,4 +292,81 @@ pub fn list_for_attendee(
     rows.into_iter()
         .map(|row| with_position(conn, row))
         .collect()
+}
+
+/// Counts over an event's registrations that its counters do not keep (`GET /events/{id}/stats`).
+#[derive(Debug, Clone, Default)]
+pub struct EventTally {
+    pub cancelled: i64,
+    /// Registrations that ever joined the waitlist, and those of them that got a seat.
+    pub joined_waitlist: i64,
+    pub converted: i64,
+    /// (hour as unix milliseconds, registrations made in it, of them seated at once).
+    pub per_hour: Vec<(i64, i64, i64)>,
+}
+
+/// One pass over the event's registrations (the `registrations_by_event` index).
+pub fn tally(conn: &Connection, event_seq: i64) -> Result<EventTally, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT created_at / 3600000 * 3600000 AS hour, count(*), \
+                sum(waitlisted_at IS NULL AND ticket_code IS NOT NULL), \
+                sum(status = 'cancelled'), sum(waitlisted_at IS NOT NULL), \
+                sum(waitlisted_at IS NOT NULL AND ticket_code IS NOT NULL) \
+         FROM registrations WHERE event_seq = ?1 GROUP BY hour ORDER BY hour",
+    )?;
+    let mut t = EventTally::default();
+    let mut rows = st.query([event_seq])?;
+    while let Some(r) = rows.next()? {
+        t.per_hour.push((r.get(0)?, r.get(1)?, r.get(2)?));
+        t.cancelled += r.get::<_, i64>(3)?;
+        t.joined_waitlist += r.get::<_, i64>(4)?;
+        t.converted += r.get::<_, i64>(5)?;
+    }
+    Ok(t)
+}
+
+/// A line of the door list: a registration with its attendee's contact details.
+#[derive(Debug, Clone)]
+pub struct DoorLine {
+    pub seq: i64,
+    pub registration_id: String,
+    pub status: String,
+    pub ticket_code: Option<String>,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub checked_in_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The event's registrations of one status after `after_seq`, in join order, with attendee details:
+/// one page of the streamed door list (a range of `registrations_by_event_status`).
+pub fn door_list(
+    conn: &Connection,
+    event_seq: i64,
+    status: RegStatus,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<DoorLine>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT r.seq, r.id, r.status, r.ticket_code, a.name, a.email, a.phone, r.checked_in_at, r.created_at \
+         FROM registrations r JOIN attendees a ON a.seq = r.attendee_seq \
+         WHERE r.event_seq = ?1 AND r.status = ?2 AND r.seq > ?3 ORDER BY r.seq LIMIT ?4",
+    )?;
+    let lines = st
+        .query_map(params![event_seq, status.as_str(), after_seq, limit], |r| {
+            Ok(DoorLine {
+                seq: r.get(0)?,
+                registration_id: r.get(1)?,
+                status: r.get(2)?,
+                ticket_code: r.get(3)?,
+                name: r.get(4)?,
+                email: r.get(5)?,
+                phone: r.get(6)?,
+                checked_in_at: r.get(7)?,
+                created_at: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(lines)
 }

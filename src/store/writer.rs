@@ -102,13 +102,45 @@ impl Deref for Tx<'_> {
     }
 }
 
-/// What one group commit did, for metrics and for waking the outbox processor.
-#[derive(Debug, Clone, Copy)]
+/// What one group commit did, for metrics, for waking the outbox processor, and for the read cache.
+#[derive(Debug, Clone)]
 pub struct CommitReport {
     pub commands: usize,
     pub outbox_rows: u64,
     pub duration: Duration,
     pub ok: bool,
+    /// The events and attendees whose rows the group wrote (also when it failed: a cache may drop
+    /// more than it must, never less). Each appears once.
+    pub touched: Vec<Touched>,
+    /// Another connection (another process on the same file) committed since the writer last looked:
+    /// anything read before may be stale. Also reported on its own (`commands` 0) when the writer is
+    /// idle, within about a second.
+    pub foreign_change: bool,
+}
+
+/// How often an idle writer looks for commits by other processes on the same file.
+const FOREIGN_CHECK: Duration = Duration::from_secs(1);
+
+/// `PRAGMA data_version` of the writer's connection: it moves only when another connection commits.
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+}
+
+fn run_hooks(hooks: &Mutex<Vec<CommitHook>>, report: &CommitReport) {
+    for hook in hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        // A hook that panics must not take the only writer down with it.
+        if catch_unwind(AssertUnwindSafe(|| hook(report))).is_err() {
+            tracing::error!("a commit hook panicked");
+        }
+    }
+}
+
+/// A row a group commit wrote that read caches depend on, by its internal sequence number. The
+/// counters of an event live in its row, so every change to its registrations touches it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Touched {
+    Event(i64),
+    Attendee(i64),
 }
 
 pub type CommitHook = Arc<dyn Fn(&CommitReport) + Send + Sync>;
@@ -265,10 +297,49 @@ fn run(
     hooks: Arc<Mutex<Vec<CommitHook>>>,
     queued: Arc<AtomicUsize>,
 ) {
+    // SQLite reports every row change of this connection; the ones caches depend on are collected
+    // per group, so invalidation can never forget a statement that changed an event or an attendee.
+    let touched: Arc<Mutex<Vec<Touched>>> = Arc::default();
+    let sink = touched.clone();
+    conn.update_hook(Some(
+        move |_: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
+            let t = match table {
+                "events" => Touched::Event(rowid),
+                "attendees" => Touched::Attendee(rowid),
+                _ => return,
+            };
+            let mut v = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if v.last() != Some(&t) {
+                v.push(t);
+            }
+        },
+    ))
+    .expect("the writer opened its connection itself, so it owns the handle the hook needs");
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
     // Blocks while idle; ends when every sender is gone and the queue is drained.
-    while let Ok(first) = receiver.recv() {
+    let mut version = data_version(&conn);
+    loop {
+        let first = match receiver.recv_timeout(FOREIGN_CHECK) {
+            Ok(job) => job,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let now = data_version(&conn);
+                if now != version {
+                    version = now;
+                    let report = CommitReport {
+                        commands: 0,
+                        outbox_rows: 0,
+                        duration: Duration::ZERO,
+                        ok: true,
+                        touched: Vec::new(),
+                        foreign_change: true,
+                    };
+                    run_hooks(&hooks, &report);
+                }
+                continue;
+            }
+        };
         if !conn.is_autocommit() {
             // A failed COMMIT whose ROLLBACK failed too left a transaction open; BEGIN would refuse.
             if let Err(e) = conn.execute_batch("ROLLBACK") {
@@ -285,6 +356,8 @@ fn run(
         queued.fetch_sub(batch.len(), Ordering::SeqCst);
         let started = Instant::now();
         let commands = batch.len();
+        let before = data_version(&conn);
+        let foreign_change = before != version;
         let mut outbox_rows = 0;
         let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
             Err(e) => Err(StoreError::from(e)),
@@ -326,20 +399,28 @@ fn run(
         for job in batch.drain(..) {
             replies.push(job(None));
         }
+        let mut touched = std::mem::take(&mut *touched.lock().unwrap_or_else(|p| p.into_inner()));
+        touched.sort_unstable_by_key(|t| match t {
+            Touched::Event(s) => (0, *s),
+            Touched::Attendee(s) => (1, *s),
+        });
+        touched.dedup();
         let report = CommitReport {
             commands,
             outbox_rows,
             duration: started.elapsed(),
             ok: outcome.is_ok(),
+            touched,
+            foreign_change,
         };
+        // Our own commits do not move our connection's data_version; what moved it before BEGIN
+        // was someone else.
+        version = before;
+        // Hooks run before the callers are answered: a caller that reads right after its write must
+        // find the cache already cleared of what the write changed.
+        run_hooks(&hooks, &report);
         for reply in replies.drain(..) {
             reply(outcome.as_ref().map(|_| ()));
-        }
-        for hook in hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            // A hook that panics must not take the only writer down with it.
-            if catch_unwind(AssertUnwindSafe(|| hook(&report))).is_err() {
-                tracing::error!("a commit hook panicked");
-            }
         }
         if let Err(e) = &outcome {
             tracing::error!(error = %e, commands, "group commit failed; every command in it was answered with the error");

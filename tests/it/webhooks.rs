@@ -50,7 +50,7 @@ struct Behaviour {
 }
 
 /// A webhook receiver: an axum server on 127.0.0.1 that records every request.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Captured>>>,
     behaviour: Arc<Behaviour>,
@@ -68,7 +68,7 @@ fn now_ms() -> i64 {
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Self::start_on(0).await
     }
 
@@ -131,7 +131,7 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
@@ -186,7 +186,7 @@ fn app_with(outbox: OutboxOptions, clock: Arc<dyn Clock>) -> TestApp {
 }
 
 /// Runs the processor until a pass finds nothing more to do now.
-async fn drain(p: &Arc<Processor>) {
+pub(crate) async fn drain(p: &Arc<Processor>) {
     for _ in 0..1000 {
         if !boxoffice::outbox::run_once(p)
             .await
@@ -199,7 +199,7 @@ async fn drain(p: &Arc<Processor>) {
     panic!("the outbox did not drain in 1000 passes");
 }
 
-async fn subscribe(t: &TestApp, url: &str, types: Option<&[&str]>) -> Value {
+pub(crate) async fn subscribe(t: &TestApp, url: &str, types: Option<&[&str]>) -> Value {
     let mut body = json!({"url": url, "description": "test receiver"});
     if let Some(types) = types {
         body["event_types"] = json!(types);
@@ -1153,7 +1153,7 @@ fn the_outbox_layers_keep_their_boundaries() {
 }
 
 /// `GET /metrics`, parsed by the reference Prometheus parser: (name, labels, value) per sample.
-async fn scrape(t: &TestApp) -> Vec<(String, serde_json::Map<String, Value>, f64)> {
+pub(crate) async fn scrape(t: &TestApp) -> Vec<(String, serde_json::Map<String, Value>, f64)> {
     let r = t.get("/metrics", None).await;
     assert_eq!(r.status, 200);
     assert!(
@@ -1196,7 +1196,7 @@ async fn scrape(t: &TestApp) -> Vec<(String, serde_json::Map<String, Value>, f64
         .collect()
 }
 
-fn sample(
+pub(crate) fn sample(
     samples: &[(String, serde_json::Map<String, Value>, f64)],
     name: &str,
     labels: &[(&str, &str)],
