@@ -242,7 +242,9 @@ fn emit<T: serde::Serialize>(
     now: i64,
 ) -> Result<()> {
     let json = serde_json::to_string(payload).map_err(internal)?;
-    let id = uuid::Builder::from_random_bytes(random_bytes())
+    // Time-ordered (v7), like registration ids: outbox rows append to the end of their id index.
+    let ms = u64::try_from(now).unwrap_or(0);
+    let id = uuid::Builder::from_unix_timestamp_millis(ms, &random_bytes())
         .into_uuid()
         .to_string();
     outbox::record(tx, &id, kind, &aggregate.to_string(), &json, now)?;
@@ -323,9 +325,9 @@ fn register_command(
     event_id: EventId,
     attendee_id: AttendeeId,
 ) -> impl FnOnce(&Tx<'_>, i64) -> Result<Registration> + Send + 'static {
-    let reg_id = RegistrationId::from_random(random_bytes());
     let code = TicketCode::from_random(random_bytes());
     move |tx, now| {
+        let reg_id = RegistrationId::from_time_and_random(now, random_bytes());
         let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
         if !event.status.accepts_registrations() {
             return Err(Error::conflict(
@@ -702,8 +704,8 @@ impl App {
         new: NewAttendee,
         idem: Option<Idem<Attendee>>,
     ) -> Result<Attendee> {
-        let id = AttendeeId::from_random(random_bytes());
         self.write_idempotent(idem, move |tx, now| {
+            let id = AttendeeId::from_time_and_random(now, random_bytes());
             if let Some(email) = &new.email {
                 if attendees::email_taken(tx, &email.key())? {
                     return Err(Error::conflict(

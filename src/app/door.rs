@@ -195,10 +195,10 @@ impl App {
         idem: Option<Idem<WalkUpSale>>,
     ) -> Result<WalkUpSale> {
         let actor = actor.clone();
-        let attendee_id = AttendeeId::from_random(random_bytes());
-        let reg_id = RegistrationId::from_random(random_bytes());
         let code = TicketCode::from_random(random_bytes());
         self.write_idempotent(idem, move |tx, now| {
+            let attendee_id = AttendeeId::from_time_and_random(now, random_bytes());
+            let reg_id = RegistrationId::from_time_and_random(now, random_bytes());
             let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
             if !event.status.accepts_registrations() {
                 return Err(Error::conflict(
