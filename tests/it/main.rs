@@ -11,6 +11,8 @@ mod idempotency;
 mod layers;
 mod model;
 mod onsale;
+mod openapi;
+mod schemathesis;
 mod support;
 mod webhooks;
 mod writer;
