@@ -220,3 +220,136 @@ async fn the_role_in_the_document_is_the_role_enforced() {
         );
     }
 }
+
+// ----- the server keeps the rules the document states (each found by comparing the two) -----
+
+/// JSON Schema counts `5.0` as the integer 5; the server used to refuse it with 422.
+#[tokio::test]
+async fn whole_numbers_written_as_floats_are_integers() {
+    let t = spawn_app();
+    let event = serde_json::json!({"name": "Gala", "venue": "Hall",
+        "starts_at": "2030-01-01T20:00:00Z", "capacity": 5.0, "offer_minutes": 60.0});
+    let r = t.post("/api/v1/events", Some(&t.admin), event).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(r.json()["capacity"], 5);
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    let r = t
+        .send(
+            "PATCH",
+            &format!("/api/v1/events/{id}"),
+            Some(&t.admin),
+            Some(serde_json::json!({"capacity": 7.0})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["capacity"], 7);
+    let hook = serde_json::json!({"url": "http://127.0.0.1:9/hook", "timeout_ms": 1000.0});
+    let r = t.post("/api/v1/admin/webhooks", Some(&t.admin), hook).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(r.json()["timeout_ms"], 1000);
+
+    // A fraction, or a number past 64 bits, is still refused and changes nothing.
+    let before = t.snapshot();
+    for capacity in [serde_json::json!(5.5), serde_json::json!(1e300)] {
+        t.post(
+            "/api/v1/events",
+            Some(&t.admin),
+            serde_json::json!({"name": "Gala", "venue": "Hall",
+                "starts_at": "2030-01-01T20:00:00Z", "capacity": capacity}),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
+    assert_eq!(t.snapshot(), before);
+}
+
+/// In a change, `null` means "clear": a field that cannot be cleared refuses it instead of silently
+/// leaving the field as it was (the document does not allow `null` there).
+#[tokio::test]
+async fn null_is_refused_where_a_field_cannot_be_cleared() {
+    let t = spawn_app();
+    let id = t.published_event(3).await;
+    let before = t.snapshot();
+    for field in [
+        "name",
+        "venue",
+        "capacity",
+        "starts_at",
+        "waitlist_enabled",
+        "promotion",
+    ] {
+        let mut body = serde_json::json!({"description": "new"});
+        body[field] = Value::Null;
+        t.send(
+            "PATCH",
+            &format!("/api/v1/events/{id}"),
+            Some(&t.admin),
+            Some(body),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
+    assert_eq!(t.snapshot(), before);
+    // `ends_at: null` clears the end time, as documented.
+    let r = t
+        .send(
+            "PATCH",
+            &format!("/api/v1/events/{id}"),
+            Some(&t.admin),
+            Some(serde_json::json!({"ends_at": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+/// `maxLength` and the no-control-characters pattern apply to the text as sent: padding with spaces
+/// or a newline that trimming would drop no longer slips past them.
+#[tokio::test]
+async fn text_bounds_apply_to_the_text_as_sent() {
+    let t = spawn_app();
+    let before = t.snapshot();
+    let padded = format!(" {} ", "a".repeat(200));
+    for (field, value) in [
+        ("name", padded.as_str()),
+        ("name", "\nAda"),
+        ("venue", "Hall\t"),
+    ] {
+        let mut body = serde_json::json!({"name": "Gala", "venue": "Hall",
+            "starts_at": "2030-01-01T20:00:00Z", "capacity": 5});
+        body[field] = Value::String(value.to_string());
+        t.post("/api/v1/events", Some(&t.admin), body)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    for phone in ["\t+49 30 123", &format!("{}123", " ".repeat(30))] {
+        t.post(
+            "/api/v1/attendees",
+            Some(&t.admin),
+            serde_json::json!({"name": "Ada", "email": "ada@example.org", "phone": phone}),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
+    let long_actor = format!(" {} ", "a".repeat(200));
+    t.get(
+        &format!(
+            "/api/v1/admin/audit?actor={}",
+            long_actor.replace(' ', "%20")
+        ),
+        Some(&t.admin),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    assert_eq!(t.snapshot(), before);
+    // Surrounding spaces are still trimmed from what is accepted.
+    let r = t
+        .post(
+            "/api/v1/attendees",
+            Some(&t.admin),
+            serde_json::json!({"name": " Ada ", "email": "ada@example.org", "phone": " +49 (30) 123-456 "}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["name"], "Ada");
+    assert_eq!(r.json()["phone"], "+49 (30) 123-456");
+}
