@@ -191,7 +191,8 @@ pub async fn list_webhooks(State(ctx): State<Ctx>, caller: Caller, q: Q<ListQuer
 ///
 /// It receives what is recorded from now on. The answer carries the signing `secret`, shown this once.
 #[utoipa::path(post, path = "/api/v1/admin/webhooks", tag = "admin", request_body = CreateWebhook,
-    responses((status = 201, description = "Created, with its secret", body = CreatedWebhook)),
+    responses((status = 201, description = "Created, with its secret", body = CreatedWebhook,
+        links(("get_webhook" = (operation_id = "get_webhook", parameters(("id" = "$response.body#/id")))), ("update_webhook" = (operation_id = "update_webhook", parameters(("id" = "$response.body#/id")))), ("delete_webhook" = (operation_id = "delete_webhook", parameters(("id" = "$response.body#/id"))))))),
     extensions(("x-required-role" = json!("admin"))))]
 pub async fn create_webhook(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {

@@ -569,7 +569,8 @@ pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<St
 ///
 /// Created as a draft: publish it to open registrations.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = wire::CreateEvent,
-    responses((status = 201, description = "Created", body = Event)),
+    responses((status = 201, description = "Created", body = Event,
+        links(("publish_event" = (operation_id = "publish_event", parameters(("id" = "$response.body#/id")))), ("get_event" = (operation_id = "get_event", parameters(("id" = "$response.body#/id")))), ("update_event" = (operation_id = "update_event", parameters(("id" = "$response.body#/id")))), ("cancel_event" = (operation_id = "cancel_event", parameters(("id" = "$response.body#/id")))), ("event_registrations" = (operation_id = "event_registrations", parameters(("id" = "$response.body#/id")))), ("waitlist" = (operation_id = "waitlist", parameters(("id" = "$response.body#/id")))), ("walk_up" = (operation_id = "walk_up", parameters(("id" = "$response.body#/id")))), ("register" = (operation_id = "register", parameters(("id" = "$response.body#/id"))))))),
     extensions(("x-required-role" = json!("admin"))))]
 pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
@@ -703,7 +704,8 @@ pub async fn waitlist(
 /// waitlist (when it is enabled) with a position.
 #[utoipa::path(post, path = "/api/v1/events/{id}/registrations", tag = "registrations",
     params(EventPath, IdempotencyKey), request_body = wire::CreateRegistration,
-    responses((status = 201, description = "Confirmed, or waitlisted", body = Registration)),
+    responses((status = 201, description = "Confirmed, or waitlisted", body = Registration,
+        links(("get_registration" = (operation_id = "get_registration", parameters(("id" = "$response.body#/id")))), ("position" = (operation_id = "position", parameters(("id" = "$response.body#/id")))), ("cancel_registration" = (operation_id = "cancel_registration", parameters(("id" = "$response.body#/id")))), ("accept_offer" = (operation_id = "accept_offer", parameters(("id" = "$response.body#/id")))), ("decline_offer" = (operation_id = "decline_offer", parameters(("id" = "$response.body#/id")))), ("revert_check_in" = (operation_id = "revert_check_in", parameters(("id" = "$response.body#/id"))))))),
     extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["event_not_open", "already_registered", "sold_out"]))))]
 pub async fn register(
     State(ctx): State<Ctx>,
@@ -743,7 +745,8 @@ pub async fn register(
 /// Create an attendee
 #[utoipa::path(post, path = "/api/v1/attendees", tag = "attendees", params(IdempotencyKey),
     request_body = wire::CreateAttendee,
-    responses((status = 201, description = "Created", body = Attendee)),
+    responses((status = 201, description = "Created", body = Attendee,
+        links(("get_attendee" = (operation_id = "get_attendee", parameters(("id" = "$response.body#/id")))), ("attendee_tickets" = (operation_id = "attendee_tickets", parameters(("id" = "$response.body#/id"))))))),
     extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["email_taken"]))))]
 pub async fn create_attendee(
     State(ctx): State<Ctx>,
