@@ -143,9 +143,11 @@ impl Health {
 }
 
 /// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// The cursor of the next page (`?after=`), `null` on the last page.
+    #[schema(required)]
     pub next: Option<String>,
 }
 
@@ -166,27 +168,32 @@ pub enum Visibility {
 }
 
 /// `GET /registrations/{id}/position`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PositionView {
+    #[schema(value_type = crate::domain::RegStatus)]
     pub status: &'static str,
+    /// 1-based rank while waitlisted, else `null`.
+    #[schema(required, minimum = 1)]
     pub position: Option<i64>,
+    #[schema(minimum = 0)]
     pub waitlist_length: i64,
 }
 
 /// A registration with a summary of its event, for an attendee's tickets.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Ticket {
     #[serde(flatten)]
     pub registration: Registration,
     pub event: EventSummary,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct EventSummary {
     pub id: EventId,
     pub name: String,
     pub venue: String,
     pub starts_at: Timestamp,
+    #[schema(value_type = crate::domain::EventStatus)]
     pub status: &'static str,
 }
 

@@ -23,14 +23,16 @@ impl AuditFilter {
     /// Empty values mean "any"; over-long ones are refused.
     pub fn parse(actor: Option<&str>, action: Option<&str>) -> Result<Self> {
         let clean = |field: &'static str, v: Option<&str>| -> Result<Option<String>> {
-            match v.map(str::trim).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) if v.chars().count() > FILTER_MAX => Err(Error::invalid(
+            // The bound applies to the text as sent, as the API document's `maxLength` says.
+            if v.is_some_and(|v| v.chars().count() > FILTER_MAX) {
+                return Err(Error::invalid(
                     field,
                     format!("must be at most {FILTER_MAX} characters"),
-                )),
-                Some(v) => Ok(Some(v.to_string())),
+                ));
             }
+            Ok(v.map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string))
         };
         Ok(Self {
             actor: clean("actor", actor)?,
@@ -40,7 +42,7 @@ impl AuditFilter {
 }
 
 /// One audit row in its API shape.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Increases with every row: the newest row has the largest.
     pub seq: i64,

@@ -17,20 +17,20 @@ use crate::domain::{
 use crate::store::{attendees, events, registrations, Tx};
 
 /// What the door sees for an admitted ticket.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckIn {
     pub registration: Registration,
     pub attendee: Person,
     pub event: EventAtDoor,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Person {
     pub id: AttendeeId,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventAtDoor {
     pub id: EventId,
     pub name: String,
@@ -39,7 +39,7 @@ pub struct EventAtDoor {
 }
 
 /// A counter sale: the attendee made on the spot and their confirmed registration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WalkUpSale {
     pub registration: Registration,
     pub attendee: Attendee,

@@ -23,6 +23,24 @@ pub enum Conflict {
 }
 
 impl Conflict {
+    /// Every conflict, for the catalogue of problem codes in the API document.
+    pub const ALL: [Conflict; 14] = [
+        Self::EventNotOpen,
+        Self::AlreadyRegistered,
+        Self::SoldOut,
+        Self::CapacityBelowConfirmed,
+        Self::AlreadyCheckedIn,
+        Self::RegistrationCancelled,
+        Self::NotCheckedIn,
+        Self::WaitlistFirst,
+        Self::OfferExpired,
+        Self::NoOffer,
+        Self::EmailTaken,
+        Self::InvalidTransition,
+        Self::TokenNameTaken,
+        Self::IdempotencyKeyInFlight,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             Self::EventNotOpen => "event_not_open",

@@ -35,7 +35,7 @@ impl ReadCache {
 }
 
 /// `GET /events/{id}/stats`: the event's counts and how its sale went.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct EventStats {
     pub event_id: EventId,
     pub capacity: i64,
@@ -58,7 +58,7 @@ pub struct EventStats {
     pub sales_per_hour: Vec<HourlySales>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct HourlySales {
     pub hour: Timestamp,
     pub registrations: i64,

@@ -11,7 +11,7 @@ use crate::store::stats;
 
 /// The dashboard's figures. The outbox part leaves out per-endpoint URLs (admin information): this
 /// is readable by operators.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct BoxStats {
     pub at: Timestamp,
     pub started_at: Timestamp,
@@ -25,7 +25,7 @@ pub struct BoxStats {
     pub outbox: OutboxCounts,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct OutboxCounts {
     pub pending_count: i64,
     pub dead_count: i64,

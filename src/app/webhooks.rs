@@ -214,7 +214,7 @@ impl OutboxStats {
 }
 
 /// Outbox health and counters, for `/health`, the admin outbox list and (later) `/metrics`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxSnapshot {
     pub pending_count: i64,
     pub dead_count: i64,
@@ -228,7 +228,7 @@ pub struct OutboxSnapshot {
     pub endpoints: Vec<EndpointLatencyView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EndpointLatencyView {
     pub webhook_id: String,
     pub url: String,
@@ -242,7 +242,7 @@ pub struct EndpointLatencyView {
     pub buckets: Vec<LatencyBucket>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LatencyBucket {
     /// Upper bound in milliseconds; `null` for the last, unbounded bucket.
     pub le_ms: Option<u64>,
@@ -260,7 +260,7 @@ pub struct OutboxHealth {
 // ----- subscriptions -----
 
 /// A subscription in its API shape. The secret is never part of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: String,
     pub url: String,
@@ -273,7 +273,7 @@ pub struct Webhook {
 }
 
 /// A subscription as created: the secret is shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
     pub webhook: Webhook,
@@ -354,7 +354,7 @@ impl OutboxState {
 
 /// An outbox message as operators see it: the summary columns and, where a delivery left the happy
 /// path, one entry per endpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxMessage {
     pub id: String,
     #[serde(rename = "type")]
@@ -370,7 +370,7 @@ pub struct OutboxMessage {
     pub deliveries: Vec<Delivery>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub webhook_id: String,
     pub url: String,
@@ -383,7 +383,7 @@ pub struct Delivery {
 }
 
 /// A page of the admin outbox list, with the processor's counters beside it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxPage {
     pub items: Vec<OutboxMessage>,
     pub next: Option<String>,

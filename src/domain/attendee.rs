@@ -12,8 +12,11 @@ impl Email {
     /// Deliberately modest: one `@`, a non-empty local part, a dotted domain, no spaces. Whether the
     /// mailbox exists is for a mailer to find out, not for the box office.
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let s = s.trim();
         let bad = || FieldError::new("email", "must be an email address like name@example.org");
+        if s.chars().count() > 254 {
+            return Err(bad());
+        }
+        let s = s.trim();
         if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
@@ -44,13 +47,14 @@ impl Email {
 pub struct Phone(String);
 
 impl Phone {
-    pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let s = s.trim();
+    /// Surrounding spaces are dropped; the length bound applies to the text as sent.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let s = raw.trim_matches(' ');
         let digits = s.chars().filter(char::is_ascii_digit).count();
         let allowed = s.chars().enumerate().all(|(i, c)| {
             c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')') || (c == '+' && i == 0)
         });
-        if !allowed || !(3..=20).contains(&digits) || s.len() > 32 {
+        if !allowed || !(3..=20).contains(&digits) || raw.chars().count() > 32 {
             return Err(FieldError::new(
                 "phone",
                 "must be a phone number: digits, optionally a leading +",
@@ -100,15 +104,20 @@ impl NewAttendee {
 }
 
 /// An attendee as stored.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Attendee {
     #[serde(skip)]
     pub seq: i64,
     pub id: AttendeeId,
     pub name: String,
+    /// Absent only for walk-up sales at the counter.
+    #[schema(required, format = Email)]
     pub email: Option<String>,
+    #[schema(required)]
     pub phone: Option<String>,
     pub created_at: Timestamp,
+    /// When the attendee's personal data was erased, if it was.
+    #[schema(required)]
     pub erased_at: Option<Timestamp>,
 }
 

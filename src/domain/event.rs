@@ -201,8 +201,9 @@ impl NewEvent {
             None => Some(OfferMinutes::DEFAULT),
         };
         let venue = required_text("venue", venue, EVENT_TEXT_MAX, &mut errors);
-        let description = description.map(str::trim).unwrap_or_default().to_string();
-        if description.chars().count() > DESCRIPTION_MAX {
+        let raw = description.unwrap_or_default();
+        let description = raw.trim().to_string();
+        if raw.chars().count() > DESCRIPTION_MAX {
             errors.push(FieldError::new(
                 "description",
                 format!("must be at most {DESCRIPTION_MAX} characters"),

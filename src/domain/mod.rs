@@ -26,8 +26,9 @@ pub use time::Timestamp;
 pub use webhook::{parse_description, parse_timeout_ms, EventTypes, WebhookUrl};
 
 /// One invalid field of an input, as shown to the caller in a problem document.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    #[schema(value_type = String)]
     pub field: &'static str,
     pub message: String,
 }
@@ -41,7 +42,9 @@ impl FieldError {
     }
 }
 
-/// Trims a required text field and bounds its length (in characters).
+/// Trims a required text field and bounds its length (in characters). The bounds apply to the text
+/// as sent, so they mean what the API document's `maxLength` and pattern say: a control character
+/// is refused even where trimming would have dropped it.
 pub(crate) fn required_text(
     field: &'static str,
     value: &str,
@@ -51,12 +54,12 @@ pub(crate) fn required_text(
     let v = value.trim();
     if v.is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if v.chars().count() > max {
+    } else if value.chars().count() > max {
         errors.push(FieldError::new(
             field,
             format!("must be at most {max} characters"),
         ));
-    } else if v.chars().any(|c| c.is_control()) {
+    } else if value.chars().any(|c| c.is_control()) {
         errors.push(FieldError::new(
             field,
             "must not contain control characters",

@@ -17,11 +17,11 @@ pub struct WebhookUrl(String);
 
 impl WebhookUrl {
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let s = s.trim();
         let bad = |why: &str| FieldError::new("url", why.to_string());
-        if s.len() > URL_MAX {
+        if s.chars().count() > URL_MAX || s.trim().len() > URL_MAX {
             return Err(bad("must be at most 2048 characters"));
         }
+        let s = s.trim();
         let url = url::Url::parse(s).map_err(|e| bad(&format!("is not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("must be an http:// or https:// URL"));
@@ -127,7 +127,7 @@ impl serde::Serialize for EventTypes {
 
 /// A free-text note about the subscription ("mailer", "web shop"); empty by default.
 pub fn parse_description(s: &str) -> Result<String, FieldError> {
-    let s = s.trim();
+    // Bounds apply to the text as sent, like `required_text`.
     if s.chars().count() > DESCRIPTION_MAX {
         return Err(FieldError::new(
             "description",
@@ -140,7 +140,7 @@ pub fn parse_description(s: &str) -> Result<String, FieldError> {
             "must not contain control characters",
         ));
     }
-    Ok(s.to_string())
+    Ok(s.trim().to_string())
 }
 
 /// A per-subscription delivery timeout, in milliseconds: 100 ms to 60 s.

@@ -6,11 +6,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::handlers::{call, must, respond, Body, Caller, Ctx};
+use super::openapi::{OutboxPath, OutboxStateParam, PageParams, WebhookPath};
 use super::problem::Problem;
-use super::wire::{self, ListQuery};
-use crate::app::{NewWebhook, OutboxState, WebhookPatch};
+use super::wire::{self, not_null, ListQuery, Whole};
+use crate::app::{
+    CreatedWebhook, NewWebhook, OutboxMessage, OutboxPage, OutboxState, Page, Webhook, WebhookPatch,
+};
 use crate::domain::{self, EventTypes, FieldError, Role, WebhookUrl};
 
 /// Distinguishes a field that is absent (leave it) from one that is `null` (clear it).
@@ -22,18 +26,27 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new subscription. A missing or `null` optional field takes its default.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateWebhook {
+pub struct CreateWebhook {
+    /// An `http` or `https` URL with a host, without credentials or a fragment.
+    #[schema(format = Uri, max_length = 2048)]
     url: String,
+    /// Default every type.
     #[serde(default)]
+    #[schema(value_type = Option<domain::EventTypes>)]
     event_types: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     description: Option<String>,
+    /// Default true; a disabled subscription's messages wait.
     #[serde(default)]
     enabled: Option<bool>,
+    /// This subscription's delivery timeout, instead of `outbox.timeout_ms`.
     #[serde(default)]
-    timeout_ms: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 100, maximum = 60_000)]
+    timeout_ms: Option<Whole>,
 }
 
 impl CreateWebhook {
@@ -50,7 +63,7 @@ impl CreateWebhook {
             .ok();
         let timeout_ms = match self.timeout_ms {
             None => Some(None),
-            Some(ms) => domain::parse_timeout_ms(ms)
+            Some(Whole(ms)) => domain::parse_timeout_ms(ms)
                 .map(Some)
                 .map_err(|e| errors.push(e))
                 .ok(),
@@ -68,19 +81,25 @@ impl CreateWebhook {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Changes to a subscription; `timeout_ms: null` returns it to `outbox.timeout_ms`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchWebhook {
-    #[serde(default)]
+pub struct PatchWebhook {
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, required = false, format = Uri, max_length = 2048)]
     url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = domain::EventTypes, required = false)]
     event_types: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, required = false, max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = bool, required = false)]
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
-    timeout_ms: Option<Option<i64>>,
+    #[schema(value_type = Option<i64>, required = false, minimum = 100, maximum = 60_000)]
+    timeout_ms: Option<Option<Whole>>,
 }
 
 impl PatchWebhook {
@@ -111,7 +130,7 @@ impl PatchWebhook {
         match self.timeout_ms {
             None => {}
             Some(None) => patch.timeout_ms = Some(None),
-            Some(Some(ms)) => match domain::parse_timeout_ms(ms) {
+            Some(Some(Whole(ms))) => match domain::parse_timeout_ms(ms) {
                 Ok(ms) => patch.timeout_ms = Some(Some(ms)),
                 Err(e) => errors.push(e),
             },
@@ -147,6 +166,12 @@ fn query_problem(e: axum::extract::rejection::QueryRejection) -> Problem {
 
 type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
+/// List webhook subscriptions
+///
+/// In creation order, never with their secrets.
+#[utoipa::path(get, path = "/api/v1/admin/webhooks", tag = "admin", params(PageParams),
+    responses((status = 200, description = "A page of subscriptions", body = Page<Webhook>)),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn list_webhooks(State(ctx): State<Ctx>, caller: Caller, q: Q<ListQuery>) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, _| {
         let Query(q) = q.map_err(query_problem)?;
@@ -162,6 +187,13 @@ pub async fn list_webhooks(State(ctx): State<Ctx>, caller: Caller, q: Q<ListQuer
     respond(StatusCode::OK, r)
 }
 
+/// Create a webhook subscription
+///
+/// It receives what is recorded from now on. The answer carries the signing `secret`, shown this once.
+#[utoipa::path(post, path = "/api/v1/admin/webhooks", tag = "admin", request_body = CreateWebhook,
+    responses((status = 201, description = "Created, with its secret", body = CreatedWebhook,
+        links(("get_webhook" = (operation_id = "get_webhook", parameters(("id" = "$response.body#/id")))), ("update_webhook" = (operation_id = "update_webhook", parameters(("id" = "$response.body#/id")))), ("delete_webhook" = (operation_id = "delete_webhook", parameters(("id" = "$response.body#/id"))))))),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn create_webhook(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let new = wire::parse::<CreateWebhook>(&body)?.into_domain()?;
@@ -171,6 +203,10 @@ pub async fn create_webhook(State(ctx): State<Ctx>, caller: Caller, Body(body): 
     respond(StatusCode::CREATED, r)
 }
 
+/// One webhook subscription
+#[utoipa::path(get, path = "/api/v1/admin/webhooks/{id}", tag = "admin", params(WebhookPath),
+    responses((status = 200, description = "The subscription, without its secret", body = Webhook)),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn get_webhook(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -183,6 +219,11 @@ pub async fn get_webhook(
     respond(StatusCode::OK, r)
 }
 
+/// Change a webhook subscription
+#[utoipa::path(patch, path = "/api/v1/admin/webhooks/{id}", tag = "admin", params(WebhookPath),
+    request_body = PatchWebhook,
+    responses((status = 200, description = "The subscription as changed", body = Webhook)),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn update_webhook(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -198,6 +239,12 @@ pub async fn update_webhook(
     respond(StatusCode::OK, r)
 }
 
+/// Delete a webhook subscription
+///
+/// What was still pending for it is dropped.
+#[utoipa::path(delete, path = "/api/v1/admin/webhooks/{id}", tag = "admin", params(WebhookPath),
+    responses((status = 204, description = "Deleted")),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn delete_webhook(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -214,6 +261,13 @@ pub async fn delete_webhook(
     }
 }
 
+/// List outbox messages
+///
+/// In outbox order, with attempts, the last error and per-endpoint deliveries, and a `summary` of
+/// the processor's counters.
+#[utoipa::path(get, path = "/api/v1/admin/outbox", tag = "admin", params(OutboxStateParam, PageParams),
+    responses((status = 200, description = "A page of messages", body = OutboxPage)),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn list_outbox(State(ctx): State<Ctx>, caller: Caller, q: Q<OutboxQuery>) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, _| {
         let Query(q) = q.map_err(query_problem)?;
@@ -238,6 +292,10 @@ pub async fn list_outbox(State(ctx): State<Ctx>, caller: Caller, q: Q<OutboxQuer
     respond(StatusCode::OK, r)
 }
 
+/// One outbox message
+#[utoipa::path(get, path = "/api/v1/admin/outbox/{id}", tag = "admin", params(OutboxPath),
+    responses((status = 200, description = "The message", body = OutboxMessage)),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn get_outbox_message(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -250,6 +308,12 @@ pub async fn get_outbox_message(
     respond(StatusCode::OK, r)
 }
 
+/// Retry a dead outbox message
+///
+/// Sends a dead message back to pending for the endpoints that gave up on it.
+#[utoipa::path(post, path = "/api/v1/admin/outbox/{id}/retry", tag = "admin", params(OutboxPath),
+    responses((status = 200, description = "The message, pending again", body = OutboxMessage)),
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["invalid_transition"]))))]
 pub async fn retry_outbox_message(
     State(ctx): State<Ctx>,
     caller: Caller,

@@ -11,17 +11,30 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
+use super::openapi::{
+    AttendeePath, AuditParams, EventPath, EventStatusParam, IdempotencyKey, PageParams,
+    RegStatusParam, RegistrationPath,
+};
 use super::problem::Problem;
 use super::wire::{self, ListQuery};
 use super::RequestId;
-use crate::app::{self, Actor, App, Idem, IdemKey, IdemStart, Replay, Visibility};
-use crate::domain::{AttendeeId, EventId, EventStatus, RegStatus, RegistrationId, Role};
+use crate::app::{
+    self, Actor, App, CheckIn, Idem, IdemKey, IdemStart, Page, PositionView, Replay, Ticket,
+    Visibility, WalkUpSale,
+};
+use crate::domain::{
+    Attendee, AttendeeId, Event, EventId, EventStatus, RegStatus, Registration, RegistrationId,
+    Role,
+};
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct Ctx {
     pub app: Arc<App>,
+    /// The OpenAPI document, rendered once at start.
+    pub openapi: Bytes,
 }
 
 /// The caller as the request presents it, before the token is checked.
@@ -370,6 +383,50 @@ where
 
 // ----- system -----
 
+/// Each health check: `ok`, or what is wrong.
+#[derive(Serialize, ToSchema)]
+pub struct HealthChecks {
+    database: String,
+    writer: String,
+    /// `not checked` when the database cannot be read.
+    outbox: String,
+}
+
+/// `/health` when every check passes.
+#[derive(Serialize, ToSchema)]
+pub struct Healthy {
+    #[schema(value_type = String, pattern = "^ok$")]
+    status: &'static str,
+    checks: HealthChecks,
+    /// Commands waiting for the writer.
+    writer_queue: usize,
+    #[schema(required)]
+    outbox: Option<app::OutboxSnapshot>,
+}
+
+/// `/health` when a check fails: a problem document (`unhealthy`) with the checks beside it.
+#[derive(Serialize, ToSchema)]
+pub struct Unhealthy {
+    #[serde(flatten)]
+    problem: super::problem::Doc,
+    checks: HealthChecks,
+    writer_queue: usize,
+    /// `null` when the outbox could not be read.
+    #[schema(required)]
+    outbox: Option<app::OutboxSnapshot>,
+}
+
+/// Health of the box
+///
+/// The checks: the database is readable and writable, the writer thread runs, and the oldest
+/// pending outbox message is younger than `outbox.max_lag_secs`.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses(
+        (status = 200, description = "Every check passes", body = Healthy),
+        (status = 503, description = "A check fails; `detail` names it", body = Unhealthy,
+            content_type = "application/problem+json"),
+    ),
+    extensions(("x-required-role" = json!("anyone"))))]
 pub async fn health(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
     let Ok((h, outbox)) = tokio::task::spawn_blocking(move || {
@@ -399,48 +456,68 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
             Some(o.snapshot),
         ),
     };
-    let checks = serde_json::json!({
-        "database": show(&h.database),
-        "writer": show(&h.writer),
-        "outbox": outbox_check,
-    });
+    let checks = HealthChecks {
+        database: show(&h.database),
+        writer: show(&h.writer),
+        outbox: outbox_check,
+    };
     if h.ok() && outbox_ok {
         return json(
             StatusCode::OK,
-            &serde_json::json!({
-                "status": "ok",
-                "checks": checks,
-                "writer_queue": h.writer_queue,
-                "outbox": snapshot,
-            }),
+            &Healthy {
+                status: "ok",
+                checks,
+                writer_queue: h.writer_queue,
+                outbox: snapshot,
+            },
         );
     }
     let failing: Vec<String> = [
-        ("database", h.database.is_err()),
-        ("writer", h.writer.is_err()),
-        ("outbox", !outbox_ok),
+        ("database", h.database.is_err(), &checks.database),
+        ("writer", h.writer.is_err(), &checks.writer),
+        ("outbox", !outbox_ok, &checks.outbox),
     ]
     .iter()
-    .filter(|(_, bad)| *bad)
-    .map(|(name, _)| format!("{name}: {}", checks[*name].as_str().unwrap_or("failing")))
+    .filter(|(_, bad, _)| *bad)
+    .map(|(name, _, why)| format!("{name}: {why}"))
     .collect();
     // A problem document, like every error answer, with the checks beside it.
-    let body = serde_json::json!({
-        "type": "urn:boxoffice:problem:unhealthy",
-        "title": "Unhealthy",
-        "status": 503,
-        "detail": failing.join("; "),
-        "code": "unhealthy",
-        "checks": checks,
-        "writer_queue": h.writer_queue,
-        "outbox": snapshot,
-    });
+    let body = Unhealthy {
+        problem: (*Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            "Unhealthy",
+            failing.join("; "),
+        ))
+        .clone(),
+        checks,
+        writer_queue: h.writer_queue,
+        outbox: snapshot,
+    };
     let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(super::problem::CONTENT_TYPE),
     );
     resp
+}
+
+/// This document
+///
+/// The OpenAPI 3.1 description of every route, generated from the code.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system",
+    responses((status = 200, description = "The OpenAPI document", body = Object)),
+    extensions(("x-required-role" = json!("anyone"))))]
+pub async fn openapi_json(State(ctx): State<Ctx>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        ctx.openapi.clone(),
+    )
+        .into_response()
 }
 
 pub async fn fallback() -> Response {
@@ -455,6 +532,13 @@ pub async fn fallback() -> Response {
 
 // ----- events -----
 
+/// List events
+///
+/// By start time. Anonymous callers and kiosks see published events only; operators and admins see
+/// every event and may filter by `status`.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventStatusParam, PageParams),
+    responses((status = 200, description = "A page of events", body = Page<Event>)),
+    security((), ("bearer" = [])), extensions(("x-required-role" = json!("anyone"))))]
 pub async fn list_events(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -495,6 +579,12 @@ fn from_cache<T: Serialize>(
     lookup(&ctx.app, &actor).map(|r| respond(StatusCode::OK, r))
 }
 
+/// One event with its live counts
+///
+/// Anonymous callers and kiosks get 404 for an event that is not published.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(EventPath),
+    responses((status = 200, description = "The event", body = Event)),
+    security((), ("bearer" = [])), extensions(("x-required-role" = json!("anyone"))))]
 pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
     let hit = from_cache(&ctx, &caller, None, |app, actor| {
         let id = EventId::parse(&id)?;
@@ -513,6 +603,13 @@ pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<St
     respond(StatusCode::OK, r)
 }
 
+/// Create an event
+///
+/// Created as a draft: publish it to open registrations.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = wire::CreateEvent,
+    responses((status = 201, description = "Created", body = Event,
+        links(("publish_event" = (operation_id = "publish_event", parameters(("id" = "$response.body#/id")))), ("get_event" = (operation_id = "get_event", parameters(("id" = "$response.body#/id")))), ("update_event" = (operation_id = "update_event", parameters(("id" = "$response.body#/id")))), ("cancel_event" = (operation_id = "cancel_event", parameters(("id" = "$response.body#/id")))), ("event_registrations" = (operation_id = "event_registrations", parameters(("id" = "$response.body#/id")))), ("waitlist" = (operation_id = "waitlist", parameters(("id" = "$response.body#/id")))), ("walk_up" = (operation_id = "walk_up", parameters(("id" = "$response.body#/id")))), ("register" = (operation_id = "register", parameters(("id" = "$response.body#/id"))))))),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let new = wire::parse::<wire::CreateEvent>(&body)?.into_domain()?;
@@ -522,6 +619,13 @@ pub async fn create_event(State(ctx): State<Ctx>, caller: Caller, Body(body): Bo
     respond(StatusCode::CREATED, r)
 }
 
+/// Change an event
+///
+/// Raising the capacity or reopening the waitlist promotes from the waitlist in the same transaction.
+#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(EventPath),
+    request_body = wire::PatchEvent,
+    responses((status = 200, description = "The event as changed", body = Event)),
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["invalid_transition", "capacity_below_confirmed"]))))]
 pub async fn update_event(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -537,6 +641,12 @@ pub async fn update_event(
     respond(StatusCode::OK, r)
 }
 
+/// Publish an event
+///
+/// Opens registrations; publishing a published event changes nothing.
+#[utoipa::path(post, path = "/api/v1/events/{id}/publish", tag = "events", params(EventPath),
+    responses((status = 200, description = "The published event", body = Event)),
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["invalid_transition"]))))]
 pub async fn publish_event(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -549,6 +659,13 @@ pub async fn publish_event(
     respond(StatusCode::OK, r)
 }
 
+/// Cancel an event
+///
+/// Cancels the event and all its active registrations in one transaction; cancelling again changes
+/// nothing.
+#[utoipa::path(post, path = "/api/v1/events/{id}/cancel", tag = "events", params(EventPath),
+    responses((status = 200, description = "The cancelled event", body = Event)),
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["invalid_transition"]))))]
 pub async fn cancel_event(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -561,6 +678,13 @@ pub async fn cancel_event(
     respond(StatusCode::OK, r)
 }
 
+/// An event's registrations
+///
+/// In join order, optionally of one status.
+#[utoipa::path(get, path = "/api/v1/events/{id}/registrations", tag = "registrations",
+    params(EventPath, RegStatusParam, PageParams),
+    responses((status = 200, description = "A page of registrations", body = Page<Registration>)),
+    extensions(("x-required-role" = json!("operator"))))]
 pub async fn event_registrations(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -585,6 +709,13 @@ pub async fn event_registrations(
     respond(StatusCode::OK, r)
 }
 
+/// An event's waitlist
+///
+/// Waitlisted registrations in order, with their positions.
+#[utoipa::path(get, path = "/api/v1/events/{id}/waitlist", tag = "registrations",
+    params(EventPath, PageParams),
+    responses((status = 200, description = "A page of the waitlist", body = Page<Registration>)),
+    extensions(("x-required-role" = json!("operator"))))]
 pub async fn waitlist(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -605,6 +736,15 @@ pub async fn waitlist(
     respond(StatusCode::OK, r)
 }
 
+/// Register an attendee for an event
+///
+/// A free seat nobody waits for is confirmed with a ticket code; otherwise the attendee joins the
+/// waitlist (when it is enabled) with a position.
+#[utoipa::path(post, path = "/api/v1/events/{id}/registrations", tag = "registrations",
+    params(EventPath, IdempotencyKey), request_body = wire::CreateRegistration,
+    responses((status = 201, description = "Confirmed, or waitlisted", body = Registration,
+        links(("get_registration" = (operation_id = "get_registration", parameters(("id" = "$response.body#/id")))), ("position" = (operation_id = "position", parameters(("id" = "$response.body#/id")))), ("cancel_registration" = (operation_id = "cancel_registration", parameters(("id" = "$response.body#/id")))), ("accept_offer" = (operation_id = "accept_offer", parameters(("id" = "$response.body#/id")))), ("decline_offer" = (operation_id = "decline_offer", parameters(("id" = "$response.body#/id")))), ("revert_check_in" = (operation_id = "revert_check_in", parameters(("id" = "$response.body#/id"))))))),
+    extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["event_not_open", "already_registered", "sold_out"]))))]
 pub async fn register(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -640,6 +780,12 @@ pub async fn register(
     .await
 }
 
+/// Create an attendee
+#[utoipa::path(post, path = "/api/v1/attendees", tag = "attendees", params(IdempotencyKey),
+    request_body = wire::CreateAttendee,
+    responses((status = 201, description = "Created", body = Attendee,
+        links(("get_attendee" = (operation_id = "get_attendee", parameters(("id" = "$response.body#/id")))), ("attendee_tickets" = (operation_id = "attendee_tickets", parameters(("id" = "$response.body#/id"))))))),
+    extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["email_taken"]))))]
 pub async fn create_attendee(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -661,6 +807,10 @@ pub async fn create_attendee(
     .await
 }
 
+/// One attendee
+#[utoipa::path(get, path = "/api/v1/attendees/{id}", tag = "attendees", params(AttendeePath),
+    responses((status = 200, description = "The attendee", body = Attendee)),
+    extensions(("x-required-role" = json!("kiosk"))))]
 pub async fn get_attendee(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -679,6 +829,13 @@ pub async fn get_attendee(
     respond(StatusCode::OK, r)
 }
 
+/// An attendee's tickets
+///
+/// Their registrations, each with a summary of its event.
+#[utoipa::path(get, path = "/api/v1/attendees/{id}/tickets", tag = "attendees",
+    params(AttendeePath, PageParams),
+    responses((status = 200, description = "A page of tickets", body = Page<Ticket>)),
+    extensions(("x-required-role" = json!("kiosk"))))]
 pub async fn attendee_tickets(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -699,7 +856,13 @@ pub async fn attendee_tickets(
     respond(StatusCode::OK, r)
 }
 
-/// `GET /api/v1/events/{id}/stats` (operator).
+/// An event's figures
+///
+/// Counts by status, promotions, the waitlist-to-confirmed conversion, the check-in rate and sales per
+/// hour (UTC).
+#[utoipa::path(get, path = "/api/v1/events/{id}/stats", tag = "events", params(EventPath),
+    responses((status = 200, description = "The event's figures", body = app::EventStats)),
+    extensions(("x-required-role" = json!("operator"))))]
 pub async fn event_stats(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -722,9 +885,19 @@ pub struct DoorListQuery {
 /// Rows per read while streaming the door list: memory stays at one page whatever the event's size.
 const DOOR_LIST_PAGE: i64 = 500;
 
-/// `GET /api/v1/events/{id}/attendees.csv` (operator): the door list as CSV, streamed page by page in
-/// join order. A page is read only when the client has taken the previous one, so a slow client costs
-/// one page of memory, and no read transaction stays open between pages.
+/// The door list as CSV
+///
+/// The event's registrations of one status (`confirmed` unless asked) in join order, with the
+/// attendees' names, emails and phones, streamed: columns `registration_id, status, ticket_code,
+/// name, email, phone, checked_in_at, registered_at`. Cells that a spreadsheet would run as a formula
+/// start with `'`. Each export is written to the audit log.
+#[utoipa::path(get, path = "/api/v1/events/{id}/attendees.csv", tag = "events",
+    params(EventPath, RegStatusParam),
+    responses((status = 200, description = "The door list", body = String,
+        content_type = "text/csv; charset=utf-8")),
+    extensions(("x-required-role" = json!("operator"))))]
+// Streamed page by page: a page is read only when the client has taken the previous one, so a slow
+// client costs one page of memory, and no read transaction stays open between pages.
 pub async fn attendees_csv(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -802,18 +975,33 @@ pub async fn attendees_csv(
                     .unwrap_or(HeaderValue::from_static("attachment")),
             ),
         ],
-        axum::body::Body::from_stream(pages),
+        // Fused: a body may be polled again after its end (the compression layer does), and an
+        // `unfold` must not be.
+        axum::body::Body::from_stream(futures_util::StreamExt::fuse(pages)),
     )
         .into_response()
 }
 
-/// `GET /api/v1/ping`: answers without touching the database or the cache; the benchmark's baseline.
+/// Is the API up
+///
+/// Answers `{"ok": true}` without touching the database or the cache: the benchmark's baseline.
+/// `/health` is the route that checks the box.
+#[utoipa::path(get, path = "/api/v1/ping", tag = "system",
+    responses((status = 200, description = "Up", body = Object, example = json!({"ok": true}))),
+    extensions(("x-required-role" = json!("anyone"))))]
 pub async fn ping() -> Response {
     json(StatusCode::OK, &serde_json::json!({"ok": true}))
 }
 
 // ----- registrations -----
 
+/// One registration
+///
+/// With its live `position` while waitlisted.
+#[utoipa::path(get, path = "/api/v1/registrations/{id}", tag = "registrations",
+    params(RegistrationPath),
+    responses((status = 200, description = "The registration", body = Registration)),
+    extensions(("x-required-role" = json!("kiosk"))))]
 pub async fn get_registration(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -826,6 +1014,11 @@ pub async fn get_registration(
     respond(StatusCode::OK, r)
 }
 
+/// Where a registration stands
+#[utoipa::path(get, path = "/api/v1/registrations/{id}/position", tag = "registrations",
+    params(RegistrationPath),
+    responses((status = 200, description = "Its status, position and the waitlist's length", body = PositionView)),
+    extensions(("x-required-role" = json!("kiosk"))))]
 pub async fn position(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
     let hit = from_cache(&ctx, &caller, Some(Role::Kiosk), |app, _| {
         Some(Ok(app.position_cached(RegistrationId::parse(&id)?)?))
@@ -840,6 +1033,14 @@ pub async fn position(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<Str
     respond(StatusCode::OK, r)
 }
 
+/// Cancel a registration
+///
+/// Also how one leaves the waitlist. A freed seat goes to the head of the waitlist in the same
+/// transaction. Cancelling a cancelled registration changes nothing.
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/cancel", tag = "registrations",
+    params(RegistrationPath),
+    responses((status = 200, description = "The cancelled registration", body = Registration)),
+    extensions(("x-required-role" = json!("kiosk"))))]
 pub async fn cancel_registration(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -854,6 +1055,14 @@ pub async fn cancel_registration(
 
 // ----- the door and the counter -----
 
+/// Check a ticket in at the door
+///
+/// Admits a confirmed registration of a published event, once: a second scan is 409
+/// `already_checked_in` with `checked_in_at`, and changes nothing.
+#[utoipa::path(post, path = "/api/v1/checkins", tag = "door", params(IdempotencyKey),
+    request_body = wire::CheckInBody,
+    responses((status = 200, description = "Admitted", body = CheckIn)),
+    extensions(("x-required-role" = json!("operator")), ("x-problem-codes" = json!(["unknown_ticket", "event_not_open", "registration_cancelled", "already_checked_in"]))))]
 pub async fn check_in(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -883,6 +1092,11 @@ pub async fn check_in(
     .await
 }
 
+/// Undo a mistaken check-in
+#[utoipa::path(post, path = "/api/v1/checkins/{id}/revert", tag = "door",
+    params(("id" = String, Path, format = Uuid, description = "The registration's id.")),
+    responses((status = 200, description = "The registration, no longer checked in", body = Registration)),
+    extensions(("x-required-role" = json!("operator")), ("x-problem-codes" = json!(["registration_cancelled", "not_checked_in"]))))]
 pub async fn revert_check_in(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -895,6 +1109,14 @@ pub async fn revert_check_in(
     respond(StatusCode::OK, r)
 }
 
+/// Sell a seat at the counter
+///
+/// Makes an attendee without an email and a confirmed registration. Never jumps the waitlist unless
+/// `override_waitlist` is set.
+#[utoipa::path(post, path = "/api/v1/events/{id}/walkups", tag = "door",
+    params(EventPath, IdempotencyKey), request_body(content = Option<wire::WalkUpBody>),
+    responses((status = 201, description = "Sold", body = WalkUpSale)),
+    extensions(("x-required-role" = json!("operator")), ("x-problem-codes" = json!(["event_not_open", "waitlist_first", "sold_out"]))))]
 pub async fn walk_up(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -932,6 +1154,14 @@ pub async fn walk_up(
     .await
 }
 
+/// Accept a waitlist offer
+///
+/// The held seat becomes a confirmed one with a ticket; accepting twice answers the confirmed
+/// registration.
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/accept", tag = "registrations",
+    params(RegistrationPath),
+    responses((status = 200, description = "Confirmed", body = Registration)),
+    extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["no_offer", "offer_expired"]))))]
 pub async fn accept_offer(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -944,6 +1174,14 @@ pub async fn accept_offer(
     respond(StatusCode::OK, r)
 }
 
+/// Decline a waitlist offer
+///
+/// The registration is cancelled and the seat passes to the next in line; declining again changes
+/// nothing.
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/decline", tag = "registrations",
+    params(RegistrationPath),
+    responses((status = 200, description = "Cancelled", body = Registration)),
+    extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["no_offer"]))))]
 pub async fn decline_offer(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -958,6 +1196,13 @@ pub async fn decline_offer(
 
 // ----- metrics -----
 
+/// Prometheus metrics
+///
+/// The text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")),
+    extensions(("x-required-role" = json!("anyone"))))]
 pub async fn metrics(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
@@ -995,7 +1240,12 @@ pub struct AuditQuery {
     after: Option<String>,
 }
 
-/// `GET /api/v1/admin/audit`: newest first; `actor` exact, `action` exact or a dotted prefix.
+/// The audit log
+///
+/// Who did what, when, from where; newest first.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditParams, PageParams),
+    responses((status = 200, description = "A page of audit rows", body = Page<app::AuditEntry>)),
+    extensions(("x-required-role" = json!("admin"))))]
 pub async fn audit_log(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -1019,20 +1269,28 @@ pub async fn audit_log(
 }
 
 /// The box's figures, and who is asking (the console shows it and knows what it may do).
-#[derive(Serialize)]
-struct StatsView {
+#[derive(Serialize, ToSchema)]
+pub struct StatsView {
     #[serde(flatten)]
     stats: app::BoxStats,
     caller: CallerView,
 }
 
-#[derive(Serialize)]
-struct CallerView {
+/// The token that asked.
+#[derive(Serialize, ToSchema)]
+pub struct CallerView {
     name: String,
+    #[schema(value_type = crate::domain::Role)]
     role: &'static str,
 }
 
-/// `GET /api/v1/stats` (operator): counters, outbox counts, database size, uptime.
+/// The box's figures
+///
+/// What the console's dashboard shows: registrations and check-ins, outbox counts, database size,
+/// uptime, and who is asking.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "system",
+    responses((status = 200, description = "The figures", body = StatsView)),
+    extensions(("x-required-role" = json!("operator"))))]
 pub async fn box_stats(State(ctx): State<Ctx>, caller: Caller) -> Response {
     let r = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
         let actor = must(actor)?;

@@ -5,26 +5,132 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::Error;
+use crate::app::{Conflict, Error};
 use crate::domain::{FieldError, Timestamp};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// Every problem `code` the API answers besides the conflicts (409, see `catalogue`): its status
+/// and when it comes. The OpenAPI document lists on each error response the codes it can carry,
+/// with these meanings.
+const CODES: &[(&str, u16, &str)] = &[
+    ("bad_request", 400, "the request could not be read"),
+    (
+        "malformed_json",
+        400,
+        "the body is not JSON, or is empty where JSON is needed",
+    ),
+    (
+        "invalid_idempotency_key",
+        400,
+        "the Idempotency-Key header is not 1 to 255 visible ASCII characters",
+    ),
+    (
+        "unauthorized",
+        401,
+        "no token, a malformed Authorization header, or an unknown or revoked token",
+    ),
+    (
+        "forbidden",
+        403,
+        "the token's role is below the one the route needs",
+    ),
+    (
+        "not_found",
+        404,
+        "no such resource (an id that is not one of ours is not found either)",
+    ),
+    ("unknown_ticket", 404, "no ticket has this code"),
+    (
+        "method_not_allowed",
+        405,
+        "the path exists but not with this method",
+    ),
+    ("request_timeout", 408, "the body stopped arriving"),
+    (
+        "payload_too_large",
+        413,
+        "the body is over `http.max_body_bytes`",
+    ),
+    (
+        "unsupported_media_type",
+        415,
+        "a write with a body that is not `application/json`",
+    ),
+    (
+        "validation_failed",
+        422,
+        "well-formed input that breaks a rule; `errors` names each field",
+    ),
+    (
+        "idempotency_key_reused",
+        422,
+        "this Idempotency-Key was used by this token for a different request",
+    ),
+    (
+        "rate_limited",
+        429,
+        "over the rate limit of the token or client; see Retry-After",
+    ),
+    (
+        "headers_too_large",
+        431,
+        "the request head is over the header limits",
+    ),
+    (
+        "internal",
+        500,
+        "a failure inside boxoffice; it has been logged",
+    ),
+    (
+        "outcome_unknown",
+        503,
+        "not answered within `http.request_timeout_secs`; a write may still take effect, so retry \
+         it (with the same Idempotency-Key) to learn the outcome",
+    ),
+    (
+        "storage_unavailable",
+        503,
+        "the database cannot take writes (disk full or read-only); nothing changed",
+    ),
+    (
+        "too_many_connections",
+        503,
+        "the box serves as many connections as configured; retry shortly",
+    ),
+    ("unhealthy", 503, "a health check fails; `detail` names it"),
+];
+
+/// The catalogue of problem codes: (code, status, when it comes), the conflicts included.
+pub fn catalogue() -> Vec<(&'static str, u16, &'static str)> {
+    let mut all = CODES.to_vec();
+    all.extend(Conflict::ALL.map(|c| (c.code(), 409, c.title())));
+    all
+}
 
 /// A problem document; boxed, so the `Err` side of handler results stays one pointer wide.
 #[derive(Debug, Clone)]
 pub struct Problem(Box<Doc>);
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
 pub struct Doc {
+    /// `urn:boxoffice:problem:` followed by the code.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     pub detail: String,
+    /// The stable machine code; each response of the document lists the codes it can carry.
+    #[schema(value_type = String)]
     pub code: &'static str,
+    /// With `validation_failed`: each invalid field and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// For `already_checked_in`: when the first scan admitted the ticket.
+    /// With `already_checked_in`: when the first scan admitted the ticket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked_in_at: Option<Timestamp>,
     #[serde(skip)]

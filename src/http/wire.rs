@@ -4,6 +4,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::problem::Problem;
 use crate::domain::{self, FieldError};
@@ -28,23 +29,44 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// A new event (created as a draft). A missing or `null` optional field takes its default.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEvent {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub venue: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
+    #[schema(format = DateTime)]
     pub starts_at: String,
+    /// After `starts_at`, if given.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub ends_at: Option<String>,
-    pub capacity: i64,
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000)]
+    pub capacity: Whole,
+    /// Default true.
     #[serde(default)]
     pub waitlist_enabled: Option<bool>,
+    /// Default `direct`.
     #[serde(default)]
+    #[schema(value_type = Option<domain::Promotion>)]
     pub promotion: Option<String>,
+    /// How long an offered seat is held; default 1440 (a day).
     #[serde(default)]
-    pub offer_minutes: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 43_200)]
+    pub offer_minutes: Option<Whole>,
 }
 
 impl CreateEvent {
@@ -55,12 +77,52 @@ impl CreateEvent {
             self.description.as_deref(),
             &self.starts_at,
             self.ends_at.as_deref(),
-            self.capacity,
+            self.capacity.0,
             self.waitlist_enabled,
             self.promotion.as_deref(),
-            self.offer_minutes,
+            self.offer_minutes.map(|m| m.0),
         )
         .map_err(Problem::invalid)
+    }
+}
+
+/// A JSON integer. JSON (and JSON Schema, which the API document uses) counts `5.0` as the integer 5,
+/// so the API does too; `5.5` or a number beyond 64 bits is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole(pub i64);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Whole;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Whole, E> {
+                Ok(Whole(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Whole, E> {
+                i64::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Whole, E> {
+                // 2^63 is exactly representable; every whole f64 below it in magnitude fits an i64.
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                if v.fract() == 0.0 && v > -LIMIT && v < LIMIT {
+                    #[allow(clippy::cast_possible_truncation)]
+                    Ok(Whole(v as i64))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -73,27 +135,50 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// A field that may be absent (leave it) but not `null`: in a change, `null` means "clear", and only
+/// fields that can be cleared accept it.
+pub(super) fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Changes to an event: at least one field; `ends_at: null` removes the end time.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct PatchEvent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub venue: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, required = false, max_length = 4000)]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, required = false, format = DateTime)]
     pub starts_at: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = false, format = DateTime)]
     pub ends_at: Option<Option<String>>,
-    #[serde(default)]
-    pub capacity: Option<i64>,
-    #[serde(default)]
+    /// Not below the seats confirmed or offered (409 `capacity_below_confirmed`); raising it promotes.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 1_000_000)]
+    pub capacity: Option<Whole>,
+    /// Reopening the waitlist promotes; closing it freezes those waiting.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = bool, required = false)]
     pub waitlist_enabled: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = domain::Promotion, required = false)]
     pub promotion: Option<String>,
-    #[serde(default)]
-    pub offer_minutes: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = i64, required = false, minimum = 1, maximum = 43_200)]
+    pub offer_minutes: Option<Whole>,
 }
 
 impl PatchEvent {
@@ -104,29 +189,35 @@ impl PatchEvent {
             self.description.as_deref(),
             self.starts_at.as_deref(),
             self.ends_at.as_ref().map(|e| e.as_deref()),
-            self.capacity,
+            self.capacity.map(|c| c.0),
             self.waitlist_enabled,
             self.promotion.as_deref(),
-            self.offer_minutes,
+            self.offer_minutes.map(|m| m.0),
         )
         .map_err(Problem::invalid)
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A scanned or typed ticket code: case, spaces and dashes do not matter; 0, 1 and 8 read as O, I, B.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInBody {
+    #[schema(max_length = 256)]
     pub ticket_code: String,
 }
 
-/// A counter sale: no email; a name if the buyer gives one.
-#[derive(Debug, Deserialize)]
+/// A counter sale: no email; a name if the buyer gives one. The body may be left out altogether.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalkUpBody {
+    /// Default "Walk-up guest".
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 32, pattern = r"^ *\+?[ ().-]*([0-9][ ().-]*){3,20}$")]
     pub phone: Option<String>,
+    /// Sell a free seat even though people wait for one (else 409 `waitlist_first`).
     #[serde(default)]
     pub override_waitlist: bool,
 }
@@ -136,19 +227,29 @@ impl WalkUpBody {
         let name = self
             .name
             .as_deref()
-            .filter(|n| !n.trim().is_empty())
+            // Blank means "no name given"; a control character is refused, as anywhere else.
+            .filter(|n| !n.trim().is_empty() || n.chars().any(char::is_control))
             .unwrap_or("Walk-up guest");
         domain::NewAttendee::parse(name, None, self.phone.as_deref(), false)
             .map_err(Problem::invalid)
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A new attendee; the email is unique, compared without case (409 `email_taken`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAttendee {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// Digits with an optional leading `+`, spaces, dashes, dots and brackets.
     #[serde(default)]
+    #[schema(max_length = 32, pattern = r"^ *\+?[ ().-]*([0-9][ ().-]*){3,20}$")]
     pub phone: Option<String>,
 }
 
@@ -159,9 +260,11 @@ impl CreateAttendee {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A sale: the attendee gets a confirmed seat with a ticket, or a place on the waitlist.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegistration {
+    #[schema(format = Uuid)]
     pub attendee_id: String,
 }
 

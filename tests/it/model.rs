@@ -92,7 +92,7 @@ impl Model {
             .filter(|(_, s)| matches!(s, Seat::Offered(_)))
             .map(|(p, _)| *p)
             .collect();
-        if holders.is_empty() || n % 4 == 0 {
+        if holders.is_empty() || n.is_multiple_of(4) {
             n
         } else {
             holders[n % holders.len()]

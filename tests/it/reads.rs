@@ -394,3 +394,32 @@ fn a_change_by_another_process_on_the_file_clears_the_cache_within_seconds() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[tokio::test]
+async fn the_door_list_streams_gzipped_to_the_end_and_the_box_stays_up() {
+    let t = spawn_app();
+    let event = t.published_event(3).await;
+    for n in 0..3 {
+        let a = t.attendee(n).await;
+        t.register(&event, &a).await;
+    }
+    let path = format!("/api/v1/events/{event}/attendees.csv");
+    for _ in 0..3 {
+        let r = t
+            .client
+            .get(t.url(&path))
+            .bearer_auth(&t.admin)
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers().get("content-encoding").map(|v| v.as_bytes()),
+            Some(&b"gzip"[..])
+        );
+        let body = r.bytes().await.expect("the whole compressed body");
+        assert_eq!(&body[..2], &[0x1f, 0x8b], "gzip magic");
+    }
+    assert_eq!(t.get("/api/v1/ping", None).await.status, 200);
+}
