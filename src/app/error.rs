@@ -19,6 +19,7 @@ pub enum Conflict {
     EmailTaken,
     InvalidTransition,
     TokenNameTaken,
+    LastAdminToken,
     IdempotencyKeyInFlight,
 }
 
@@ -38,6 +39,7 @@ impl Conflict {
             Self::EmailTaken => "email_taken",
             Self::InvalidTransition => "invalid_transition",
             Self::TokenNameTaken => "token_name_taken",
+            Self::LastAdminToken => "last_admin_token",
             Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
         }
     }
@@ -57,6 +59,7 @@ impl Conflict {
             Self::EmailTaken => "Email already taken",
             Self::InvalidTransition => "Not allowed in the current state",
             Self::TokenNameTaken => "Token name already taken",
+            Self::LastAdminToken => "Last admin token",
             Self::IdempotencyKeyInFlight => "Request with this Idempotency-Key is in progress",
         }
     }

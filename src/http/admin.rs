@@ -1,17 +1,18 @@
-//! Admin handlers for webhook subscriptions and the outbox: `/api/v1/admin/webhooks[/{id}]`,
-//! `/api/v1/admin/outbox[/{id}]`, `/api/v1/admin/outbox/{id}/retry`. Thin like the others: wire ->
-//! domain, one `App` call on the blocking pool, domain -> wire. Every change is audited by the app.
+//! Admin handlers for webhook subscriptions, the outbox and API tokens: `/api/v1/admin/webhooks[/{id}]`,
+//! `/api/v1/admin/outbox[/{id}]`, `/api/v1/admin/outbox/{id}/retry`, `/api/v1/admin/tokens[/{id}]`.
+//! Thin like the others: wire -> domain, one `App` call on the blocking pool, domain -> wire. Every
+//! change is audited by the app.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::handlers::{call, must, respond, Body, Caller, Ctx};
 use super::problem::Problem;
 use super::wire::{self, ListQuery};
 use crate::app::{NewWebhook, OutboxState, WebhookPatch};
-use crate::domain::{self, EventTypes, FieldError, Role, WebhookUrl};
+use crate::domain::{self, EventTypes, FieldError, Role, Timestamp, TokenId, WebhookUrl};
 
 /// Distinguishes a field that is absent (leave it) from one that is `null` (clear it).
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -261,4 +262,87 @@ pub async fn retry_outbox_message(
     })
     .await;
     respond(StatusCode::OK, r)
+}
+
+// ----- tokens -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    name: String,
+    role: String,
+}
+
+/// A token as created: its secret, `token`, is in this answer and nowhere else, ever.
+#[derive(Serialize)]
+struct CreatedToken {
+    id: TokenId,
+    name: String,
+    role: Role,
+    created_at: Timestamp,
+    token: String,
+}
+
+/// `GET /api/v1/admin/tokens?status=active|revoked&limit=&after=`: in the order they were made,
+/// never a secret.
+pub async fn list_tokens(State(ctx): State<Ctx>, caller: Caller, q: Q<ListQuery>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, _| {
+        let Query(q) = q.map_err(query_problem)?;
+        let revoked = match q.status.as_deref() {
+            None => None,
+            Some("active") => Some(false),
+            Some("revoked") => Some(true),
+            Some(_) => {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "status",
+                    "must be active or revoked",
+                )]))
+            }
+        };
+        Ok(app.tokens_page(revoked, &q.page()?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+/// `POST /api/v1/admin/tokens` `{"name", "role"}` -> 201 with the secret, shown this once.
+pub async fn create_token(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        let req = wire::parse::<CreateToken>(&body)?;
+        let role = Role::parse(&req.role).ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "role",
+                "must be admin, operator or kiosk",
+            )])
+        })?;
+        let made = app.create_token(&must(actor)?, role, &req.name)?;
+        Ok(CreatedToken {
+            id: made.token.id,
+            name: made.token.name,
+            role: made.token.role,
+            created_at: made.token.created_at,
+            token: made.secret,
+        })
+    })
+    .await;
+    respond(StatusCode::CREATED, r)
+}
+
+/// `DELETE /api/v1/admin/tokens/{id}`: revokes at once (204), also for a token already revoked;
+/// 404 for an unknown id; 409 `last_admin_token` for the only active admin token.
+pub async fn revoke_token(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        let id = TokenId::parse(&id).ok_or_else(|| Problem::not_found("token"))?;
+        app.revoke_token_id(&must(actor)?, id)?;
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(p) => p.into_response(),
+    }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::problem::Problem;
 use super::wire::{self, ListQuery};
 use super::RequestId;
-use crate::app::{self, Actor, App, Idem, IdemKey, IdemStart, Replay, Visibility};
+use crate::app::{self, AboutAttendee, Actor, App, Idem, IdemKey, IdemStart, Replay, Visibility};
 use crate::domain::{AttendeeId, EventId, EventStatus, RegStatus, RegistrationId, Role};
 
 /// Shared state of every handler.
@@ -261,7 +261,7 @@ fn replay_response(r: Replay, replayed: bool) -> Response {
 }
 
 /// Runs a creating write under its `Idempotency-Key`, if the request has one.
-fn idempotent<T: Serialize, const STATUS: u16>(
+fn idempotent<T: Serialize + AboutAttendee, const STATUS: u16>(
     app: &App,
     actor: &Actor,
     key: Option<String>,
@@ -279,6 +279,12 @@ fn idempotent<T: Serialize, const STATUS: u16>(
         fingerprint,
     })? {
         IdemStart::Replay(r) => Ok(replay_response(r, true)),
+        IdemStart::Erased => Err(Problem::new(
+            StatusCode::GONE,
+            "attendee_erased",
+            "Attendee erased",
+            "the attendee this request was about has been erased; its stored response is gone",
+        )),
         IdemStart::Mismatch => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -286,7 +292,11 @@ fn idempotent<T: Serialize, const STATUS: u16>(
             "this Idempotency-Key was used for a different request",
         )),
         IdemStart::Fresh(guard) => {
-            let r = op(Some(Idem { guard, render }))?;
+            let r = op(Some(Idem {
+                guard,
+                render,
+                about: T::about_attendee,
+            }))?;
             Ok(replay_response(render(&Ok(r)), false))
         }
     }
@@ -343,7 +353,7 @@ async fn create<I, T, const STATUS: u16>(
 ) -> Response
 where
     I: Send + 'static,
-    T: Serialize + Send + 'static,
+    T: Serialize + AboutAttendee + Send + 'static,
 {
     let key = idempotency_key(headers);
     let fp = fingerprint("POST", uri, &body);
@@ -655,6 +665,35 @@ pub async fn attendee_tickets(
     respond(StatusCode::OK, r)
 }
 
+/// `GET /api/v1/attendees/{id}/export` (admin): everything stored about the attendee, as one
+/// document; the export is audited.
+pub async fn export_attendee(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        Ok(app.export_attendee(&must(actor)?, attendee_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+/// `DELETE /api/v1/attendees/{id}` (admin): erases the attendee's personal data and cancels their
+/// active registrations, promoting the waitlist. 200 with the tombstone and what was cancelled;
+/// again on an erased attendee, 200 with nothing cancelled.
+pub async fn erase_attendee(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        Ok(app.erase_attendee(&must(actor)?, attendee_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
 // ----- registrations -----
 
 pub async fn get_registration(
@@ -682,8 +721,8 @@ pub async fn cancel_registration(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
-        Ok(app.cancel_registration(registration_id(&id)?)?)
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
+        Ok(app.cancel_registration(&must(actor)?, registration_id(&id)?)?)
     })
     .await;
     respond(StatusCode::OK, r)
@@ -819,17 +858,21 @@ pub async fn metrics(State(ctx): State<Ctx>) -> Response {
 
 // ----- the audit log and the box's figures (read by the console, local or remote) -----
 
-/// `?actor=&action=&limit=&after=` of the audit log.
+/// `?actor=&action=&target=&since=&until=&limit=&after=` of the audit log.
 #[derive(Debug, serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     actor: Option<String>,
     action: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     limit: Option<String>,
     after: Option<String>,
 }
 
-/// `GET /api/v1/admin/audit`: newest first; `actor` exact, `action` exact or a dotted prefix.
+/// `GET /api/v1/admin/audit`: newest first; `actor` and `target` exact, `action` one action
+/// (`event.capacity`) or a noun (`event`), `since`/`until` RFC 3339, bounds included.
 pub async fn audit_log(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -839,7 +882,11 @@ pub async fn audit_log(
         let Query(q) = q.map_err(|e| {
             Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())])
         })?;
-        let filter = app::AuditFilter::parse(q.actor.as_deref(), q.action.as_deref())?;
+        let filter = app::AuditFilter::parse(q.actor.as_deref(), q.action.as_deref())?.with(
+            q.target.as_deref(),
+            q.since.as_deref(),
+            q.until.as_deref(),
+        )?;
         let page = ListQuery {
             limit: q.limit,
             after: q.after,

@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -51,8 +51,12 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         )
         .route("/api/v1/events/{id}/waitlist", get(waitlist))
         .route("/api/v1/attendees", post(create_attendee))
-        .route("/api/v1/attendees/{id}", get(get_attendee))
+        .route(
+            "/api/v1/attendees/{id}",
+            get(get_attendee).delete(erase_attendee),
+        )
         .route("/api/v1/attendees/{id}/tickets", get(attendee_tickets))
+        .route("/api/v1/attendees/{id}/export", get(export_attendee))
         .route("/api/v1/registrations/{id}", get(get_registration))
         .route("/api/v1/registrations/{id}/position", get(position))
         .route(
@@ -81,6 +85,12 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             "/api/v1/admin/outbox/{id}/retry",
             post(admin::retry_outbox_message),
         )
+        // API tokens (admin): the secret is shown once, at creation.
+        .route(
+            "/api/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
         // The audit log and the box's figures (the console reads these, local or remote).
         .route("/api/v1/admin/audit", get(audit_log))
         .route("/api/v1/stats", get(box_stats))

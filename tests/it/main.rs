@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per area, real HTTP on 127.0.0.1 and real SQLite files.
 
+mod audit;
 mod auth;
 mod bad_input;
 mod cli;
