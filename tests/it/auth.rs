@@ -145,6 +145,19 @@ async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
             Some(Role::Kiosk),
             None,
         ),
+        route(
+            "GET",
+            format!("/api/v1/attendees/{attendee}/export"),
+            Some(Role::Admin),
+            None,
+        ),
+        // Late: it cancels the registration the others use.
+        route(
+            "DELETE",
+            format!("/api/v1/attendees/{attendee}"),
+            Some(Role::Admin),
+            None,
+        ),
         // Last: it cancels the event the others use.
         route("POST", e("/cancel"), Some(Role::Admin), None),
     ]

@@ -12,6 +12,7 @@ mod idempotency;
 mod layers;
 mod model;
 mod onsale;
+mod personal;
 mod support;
 mod webhooks;
 mod writer;

@@ -22,7 +22,7 @@ use crate::support::{free_port, spawn_app, spawn_app_opts, Server, TestApp};
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Captured {
+pub(crate) struct Captured {
     id: String,
     timestamp: String,
     signature: String,
@@ -34,7 +34,7 @@ struct Captured {
 }
 
 impl Captured {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("delivery body is JSON")
     }
 }
@@ -50,7 +50,7 @@ struct Behaviour {
 }
 
 /// A webhook receiver: an axum server on 127.0.0.1 that records every request.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Captured>>>,
     behaviour: Arc<Behaviour>,
@@ -68,7 +68,7 @@ fn now_ms() -> i64 {
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Self::start_on(0).await
     }
 
@@ -131,11 +131,11 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
-    fn captured(&self) -> Vec<Captured> {
+    pub(crate) fn captured(&self) -> Vec<Captured> {
         self.got.lock().expect("captures").clone()
     }
 
