@@ -14,5 +14,6 @@ mod model;
 mod onsale;
 mod personal;
 mod support;
+mod tokens;
 mod webhooks;
 mod writer;
