@@ -237,6 +237,23 @@ fn keep_an_admin(tx: &Tx<'_>, token: &Token) -> Result<()> {
     Ok(())
 }
 
+/// Revokes an active token, never the last admin one, with its audit row.
+fn revoke_one(tx: &Tx<'_>, actor: &Actor, mut token: Token, now: i64) -> Result<Token> {
+    keep_an_admin(tx, &token)?;
+    tokens::revoke(tx, token.seq, now)?;
+    token.revoked_at = Some(Timestamp::from_millis(now));
+    let detail = format!("role {}, id {}", token.role, token.id);
+    record_audit(
+        tx,
+        actor,
+        "token.revoke",
+        Some(&token.name),
+        Some(&detail),
+        now,
+    )?;
+    Ok(token)
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::rng().fill_bytes(&mut b);
@@ -1012,21 +1029,9 @@ impl App {
         let actor = actor.clone();
         let target = name_or_id.to_string();
         self.revoking(move |tx, now| {
-            let mut token =
+            let token =
                 tokens::find_active_by_name_or_id(tx, &target)?.ok_or(Error::NotFound("token"))?;
-            keep_an_admin(tx, &token)?;
-            tokens::revoke(tx, token.seq, now)?;
-            token.revoked_at = Some(Timestamp::from_millis(now));
-            let detail = format!("role {}, id {}", token.role, token.id);
-            record_audit(
-                tx,
-                &actor,
-                "token.revoke",
-                Some(&token.name),
-                Some(&detail),
-                now,
-            )?;
-            Ok(token)
+            revoke_one(tx, &actor, token, now)
         })
     }
 
@@ -1035,23 +1040,11 @@ impl App {
     pub fn revoke_token_id(&self, actor: &Actor, id: TokenId) -> Result<Token> {
         let actor = actor.clone();
         self.revoking(move |tx, now| {
-            let mut token = tokens::get(tx, id)?.ok_or(Error::NotFound("token"))?;
+            let token = tokens::get(tx, id)?.ok_or(Error::NotFound("token"))?;
             if token.revoked_at.is_some() {
                 return Ok(token);
             }
-            keep_an_admin(tx, &token)?;
-            tokens::revoke(tx, token.seq, now)?;
-            token.revoked_at = Some(Timestamp::from_millis(now));
-            let detail = format!("role {}, id {}", token.role, token.id);
-            record_audit(
-                tx,
-                &actor,
-                "token.revoke",
-                Some(&token.name),
-                Some(&detail),
-                now,
-            )?;
-            Ok(token)
+            revoke_one(tx, &actor, token, now)
         })
     }
 
