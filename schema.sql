@@ -112,6 +112,8 @@ CREATE TABLE tokens (
 CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
 
 -- Stored first responses of creating writes, per (token, Idempotency-Key), kept 24 hours.
+-- `attendee_id` names the attendee a stored response is about (it may hold their name, email or
+-- phone), so erasing the attendee finds and blanks it (DESIGN.md section 7).
 CREATE TABLE idempotency (
     token_seq     INTEGER NOT NULL REFERENCES tokens (seq),
     key           TEXT    NOT NULL,
@@ -120,11 +122,18 @@ CREATE TABLE idempotency (
     content_type  TEXT    NOT NULL,
     body          BLOB    NOT NULL,
     created_at    INTEGER NOT NULL,
+    attendee_id   TEXT,
     PRIMARY KEY (token_seq, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_by_age ON idempotency (created_at);
+CREATE INDEX idempotency_by_attendee ON idempotency (attendee_id) WHERE attendee_id IS NOT NULL;
 
--- Who did what, when, from where (DESIGN.md section 6).
+-- Who did what, when, from where (DESIGN.md section 6). An action is `noun` or `noun.verb`
+-- (`checkin`, `event.capacity`); `noun` is its first part, so `?action=event` finds every event action
+-- through one index. The log is read newest first by (at, seq): each filter has an index that starts
+-- with its column and goes on with `at` (SQLite appends the rowid, `seq`), so a filtered page, with or
+-- without a time window, is one index range read in order, never a scan of the whole log. Door
+-- check-ins write one row each, so these five indexes are the whole cost the log adds to a scan.
 CREATE TABLE audit (
     seq          INTEGER PRIMARY KEY,
     at           INTEGER NOT NULL,
@@ -133,9 +142,14 @@ CREATE TABLE audit (
     target       TEXT,
     remote_addr  TEXT,
     request_id   TEXT,
-    detail       TEXT
+    detail       TEXT,
+    noun         TEXT    GENERATED ALWAYS AS (substr(action, 1, instr(action || '.', '.') - 1)) VIRTUAL
 );
-CREATE INDEX audit_by_target ON audit (target, seq);
+CREATE INDEX audit_by_at ON audit (at);
+CREATE INDEX audit_by_actor ON audit (actor, at);
+CREATE INDEX audit_by_action ON audit (action, at);
+CREATE INDEX audit_by_noun ON audit (noun, at);
+CREATE INDEX audit_by_target ON audit (target, at);
 
 -- Webhook subscriptions (DESIGN.md section 4). The secret is kept in the clear because the box signs
 -- with it (HMAC); it is shown once at creation and never returned by a read. `cursor` is the outbox

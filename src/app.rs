@@ -10,6 +10,7 @@ mod audit_log;
 mod door;
 mod error;
 mod idempotency;
+mod personal;
 mod reads;
 mod stats;
 mod webhooks;
@@ -27,7 +28,8 @@ pub use audit_log::{AuditEntry, AuditFilter};
 pub use door::{spawn_offer_timer, CheckIn, EventAtDoor, Person, WalkUpSale};
 
 pub use error::{Conflict, Error, Result};
-pub use idempotency::{Idem, IdemGuard, IdemKey, IdemStart, Replay};
+pub use idempotency::{AboutAttendee, Idem, IdemGuard, IdemKey, IdemStart, Replay};
+pub use personal::{AttendeeExport, Erasure, ExportedMessage, StoredResponse};
 pub use reads::{EventStats, HourlySales};
 pub use stats::{BoxStats, OutboxCounts};
 pub use webhooks::{
@@ -213,7 +215,7 @@ pub struct App {
     /// Notified after writes that may make or end offers (see `door`), to re-arm the expiry timer.
     offers_changed: Arc<tokio::sync::Notify>,
     /// Tokens `authenticate` found recently, by secret hash (see `recently_authenticated`).
-    token_cache: Mutex<std::collections::HashMap<String, (Token, std::time::Instant)>>,
+    token_cache: Mutex<TokenCache>,
     /// Event details, attendees, event statistics and waitlist positions (see `reads`).
     cache: Arc<reads::ReadCache>,
     outbox: Arc<OutboxShared>,
@@ -224,6 +226,46 @@ pub struct App {
 /// How long a token found in the database is trusted without looking again. Bounds how long a
 /// revocation made by another process (`boxoffice token revoke`) takes to reach this one.
 const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Recently authenticated tokens. `generation` moves with every revocation through this process:
+/// a lookup that read the tokens table before a revocation committed must not put its (now stale)
+/// answer into the cache after the revocation emptied it, or the revoked token would go on working
+/// on the hot path for up to `TOKEN_CACHE_TTL`.
+#[derive(Default)]
+struct TokenCache {
+    by_hash: std::collections::HashMap<String, (Token, std::time::Instant)>,
+    generation: u64,
+}
+
+/// Refuses to leave the box without an active admin token: nobody could then manage it over the
+/// API or create tokens there (the command line on the box itself could, but a box behind the
+/// counter may have nobody at a shell).
+fn keep_an_admin(tx: &Tx<'_>, token: &Token) -> Result<()> {
+    if token.role == Role::Admin && tokens::count_active_admins(tx)? <= 1 {
+        return Err(Error::conflict(
+            Conflict::LastAdminToken,
+            "this is the last active admin token; create another admin token first",
+        ));
+    }
+    Ok(())
+}
+
+/// Revokes an active token, never the last admin one, with its audit row.
+fn revoke_one(tx: &Tx<'_>, actor: &Actor, mut token: Token, now: i64) -> Result<Token> {
+    keep_an_admin(tx, &token)?;
+    tokens::revoke(tx, token.seq, now)?;
+    token.revoked_at = Some(Timestamp::from_millis(now));
+    let detail = format!("role {}, id {}", token.role, token.id);
+    record_audit(
+        tx,
+        actor,
+        "token.revoke",
+        Some(&token.name),
+        Some(&detail),
+        now,
+    )?;
+    Ok(token)
+}
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
@@ -415,6 +457,22 @@ fn register_command(
     }
 }
 
+/// A registration with a summary of its event.
+fn ticket(conn: &rusqlite::Connection, registration: Registration) -> Result<Ticket> {
+    let e = events::get(conn, registration.event_id)?
+        .ok_or_else(|| internal("event of a registration vanished"))?;
+    Ok(Ticket {
+        registration,
+        event: EventSummary {
+            id: e.id,
+            name: e.name,
+            venue: e.venue,
+            starts_at: e.starts_at,
+            status: e.status.as_str(),
+        },
+    })
+}
+
 /// Cursor of keyset pages: opaque to callers, base64url of the keys of the last item.
 fn encode_cursor(parts: &[i64]) -> String {
     let text = parts
@@ -536,11 +594,15 @@ impl App {
         let now = self.now().millis();
         match idem {
             None => self.store.write(move |tx| f(tx, now)),
-            Some(Idem { guard, render }) => {
+            Some(Idem {
+                guard,
+                render,
+                about,
+            }) => {
                 let key = guard.key.clone();
                 let result = self.store.write(move |tx| {
                     let result = tx.savepoint(|tx| f(tx, now));
-                    idempotency::store_first_response(tx, &key, render, &result, now)?;
+                    idempotency::store_first_response(tx, &key, render, about, &result, now)?;
                     Ok::<_, Error>(result)
                 });
                 // The guard lives until the commit has been answered: only then may a retry run.
@@ -608,6 +670,7 @@ impl App {
         let actor = actor.clone();
         let r = self.write_idempotent(None, move |tx, now| {
             let mut event = events::get(tx, id)?.ok_or(Error::NotFound("event"))?;
+            let capacity_before = event.capacity.get();
             let changed = event.apply(&patch).map_err(|e| match e {
                 EventPatchError::Closed(why) => Error::conflict(Conflict::InvalidTransition, why),
                 EventPatchError::CapacityBelowConfirmed { confirmed } => Error::conflict(
@@ -625,11 +688,27 @@ impl App {
             promote(tx, &mut event, now)?;
             events::save(tx, &event)?;
             emit(tx, DomainEventType::EventUpdated, event.id, &event, now)?;
-            let detail = changed.join(",");
+            // A change of capacity is the change people ask about later ("who sold the standing
+            // room?"): it gets its own action, with both figures; the other fields changed with it
+            // are listed after them. Still one row per request.
+            let (action, detail) = if changed.contains(&"capacity") {
+                let others: Vec<&str> = changed
+                    .iter()
+                    .copied()
+                    .filter(|f| *f != "capacity")
+                    .collect();
+                let mut d = format!("capacity {} -> {}", capacity_before, event.capacity.get());
+                if !others.is_empty() {
+                    d.push_str(&format!("; also {}", others.join(",")));
+                }
+                ("event.capacity", d)
+            } else {
+                ("event.update", changed.join(","))
+            };
             record_audit(
                 tx,
                 &actor,
-                "event.update",
+                action,
                 Some(&event.id.to_string()),
                 Some(&detail),
                 now,
@@ -736,19 +815,7 @@ impl App {
             let regs = registrations::list_for_attendee(c, attendee.seq, after, req.limit + 1)?;
             let mut tickets = Vec::with_capacity(regs.len());
             for r in regs {
-                let e = events::get(c, r.event_id)?
-                    .ok_or_else(|| internal("event of a registration vanished"))?;
-                let event = EventSummary {
-                    id: e.id,
-                    name: e.name,
-                    venue: e.venue,
-                    starts_at: e.starts_at,
-                    status: e.status.as_str(),
-                };
-                tickets.push(Ticket {
-                    registration: r,
-                    event,
-                });
+                tickets.push(ticket(c, r)?);
             }
             Ok(page(tickets, req.limit, |t| {
                 encode_cursor(&[t.registration.seq])
@@ -788,8 +855,11 @@ impl App {
     }
 
     /// Cancels a registration; a freed seat goes to the head of the waitlist in the same transaction.
-    /// Cancelling a cancelled registration succeeds and changes nothing.
-    pub fn cancel_registration(&self, id: RegistrationId) -> Result<Registration> {
+    /// Cancelling a cancelled registration succeeds and changes nothing. A cancellation by staff (an
+    /// operator or admin token, the console) is audited; a kiosk's is the attendee leaving, a sale
+    /// undone, and is not (see `audit_log`).
+    pub fn cancel_registration(&self, actor: &Actor, id: RegistrationId) -> Result<Registration> {
+        let audited = actor.role.allows(Role::Operator).then(|| actor.clone());
         let r = self.write_idempotent(None, move |tx, now| {
             let row = registrations::get(tx, id)?.ok_or(Error::NotFound("registration"))?;
             let status = row.reg.status;
@@ -812,6 +882,17 @@ impl App {
             }
             promote(tx, &mut event, now)?;
             events::save_counts(tx, &event)?;
+            if let Some(actor) = &audited {
+                let detail = format!("was {}", status.as_str());
+                record_audit(
+                    tx,
+                    actor,
+                    "registration.cancel",
+                    Some(&reg.id.to_string()),
+                    Some(&detail),
+                    now,
+                )?;
+            }
             Ok(reg)
         });
         self.after_seat_change(r)
@@ -845,26 +926,43 @@ impl App {
     /// The principal a bearer secret stands for, if it is an active token.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
         let hash = hash_secret(secret);
+        let generation = self.token_cache().generation;
         let found = self.store.read(|c| tokens::find_active(c, &hash))?;
-        let mut cache = self.token_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.token_cache();
         match &found {
-            // Only known tokens are remembered, so random guesses cannot grow the map.
-            Some(token) => {
-                cache.insert(hash, (token.clone(), std::time::Instant::now()));
+            // Only known tokens are remembered, so random guesses cannot grow the map; and only
+            // when no revocation ran since the read (see `TokenCache`).
+            Some(token) if cache.generation == generation => {
+                cache
+                    .by_hash
+                    .insert(hash, (token.clone(), std::time::Instant::now()));
             }
+            Some(_) => {}
             None => {
-                cache.remove(&hash);
+                cache.by_hash.remove(&hash);
             }
         }
         Ok(found)
+    }
+
+    fn token_cache(&self) -> std::sync::MutexGuard<'_, TokenCache> {
+        self.token_cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets every remembered token, so a revocation takes effect on the very next request.
+    fn forget_tokens(&self) {
+        let mut cache = self.token_cache();
+        cache.generation += 1;
+        cache.by_hash.clear();
     }
 
     /// The token for `secret` if `authenticate` found it within the last `TOKEN_CACHE_TTL`: a lookup
     /// in memory, for callers that must not block. `None` means "ask `authenticate`".
     pub fn recently_authenticated(&self, secret: &str) -> Option<Token> {
         let hash = hash_secret(secret);
-        let cache = self.token_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = self.token_cache();
         cache
+            .by_hash
             .get(&hash)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
             .map(|(t, _)| t.clone())
@@ -895,7 +993,7 @@ impl App {
                     e.into()
                 }
             })?;
-            let detail = format!("role {role}");
+            let detail = format!("role {role}, id {}", token.id);
             record_audit(
                 tx,
                 &actor,
@@ -913,19 +1011,51 @@ impl App {
         Ok(self.store.read(tokens::list)?)
     }
 
+    /// Tokens in the order they were made, never their secrets; `revoked` picks active
+    /// (`Some(false)`) or revoked (`Some(true)`) ones.
+    pub fn tokens_page(&self, revoked: Option<bool>, req: &PageRequest) -> Result<Page<Token>> {
+        let after = match &req.after {
+            Some(c) => decode_cursor::<1>(c)?[0],
+            None => 0,
+        };
+        let rows = self
+            .store
+            .read(|c| tokens::list_page(c, revoked, after, req.limit + 1))?;
+        Ok(page(rows, req.limit, |t| encode_cursor(&[t.seq])))
+    }
+
+    /// Revokes the active token with this name or id (the command line).
     pub fn revoke_token(&self, actor: &Actor, name_or_id: &str) -> Result<Token> {
         let actor = actor.clone();
         let target = name_or_id.to_string();
-        let r = self.write_idempotent(None, move |tx, now| {
-            let token = tokens::revoke(tx, &target, now)?.ok_or(Error::NotFound("token"))?;
-            record_audit(tx, &actor, "token.revoke", Some(&token.name), None, now)?;
-            Ok(token)
-        });
-        // A revocation through this process takes effect at once.
-        self.token_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.revoking(move |tx, now| {
+            let token =
+                tokens::find_active_by_name_or_id(tx, &target)?.ok_or(Error::NotFound("token"))?;
+            revoke_one(tx, &actor, token, now)
+        })
+    }
+
+    /// Revokes the token with this id (the admin API). Revoking a revoked token changes nothing and
+    /// answers it as it is.
+    pub fn revoke_token_id(&self, actor: &Actor, id: TokenId) -> Result<Token> {
+        let actor = actor.clone();
+        self.revoking(move |tx, now| {
+            let token = tokens::get(tx, id)?.ok_or(Error::NotFound("token"))?;
+            if token.revoked_at.is_some() {
+                return Ok(token);
+            }
+            revoke_one(tx, &actor, token, now)
+        })
+    }
+
+    /// Runs a revocation; once it has committed, the token cache is emptied before the caller is
+    /// answered, so the revoked token fails on its very next request, hot path included.
+    fn revoking(
+        &self,
+        f: impl FnOnce(&Tx<'_>, i64) -> Result<Token> + Send + 'static,
+    ) -> Result<Token> {
+        let r = self.write_idempotent(None, f);
+        self.forget_tokens();
         r
     }
 

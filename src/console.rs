@@ -260,7 +260,7 @@ impl Transport for InProcess {
             Call::Publish { id } => to_json(app.publish_event(actor, event_id(&id)?)),
             Call::CancelEvent { id } => to_json(app.cancel_event(actor, event_id(&id)?)),
             Call::CancelRegistration { id } => {
-                to_json(app.cancel_registration(registration_id(&id)?))
+                to_json(app.cancel_registration(actor, registration_id(&id)?))
             }
             Call::WalkUp {
                 event,

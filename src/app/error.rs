@@ -19,12 +19,13 @@ pub enum Conflict {
     EmailTaken,
     InvalidTransition,
     TokenNameTaken,
+    LastAdminToken,
     IdempotencyKeyInFlight,
 }
 
 impl Conflict {
     /// Every conflict, for the catalogue of problem codes in the API document.
-    pub const ALL: [Conflict; 14] = [
+    pub const ALL: [Conflict; 15] = [
         Self::EventNotOpen,
         Self::AlreadyRegistered,
         Self::SoldOut,
@@ -38,6 +39,7 @@ impl Conflict {
         Self::EmailTaken,
         Self::InvalidTransition,
         Self::TokenNameTaken,
+        Self::LastAdminToken,
         Self::IdempotencyKeyInFlight,
     ];
 
@@ -56,6 +58,7 @@ impl Conflict {
             Self::EmailTaken => "email_taken",
             Self::InvalidTransition => "invalid_transition",
             Self::TokenNameTaken => "token_name_taken",
+            Self::LastAdminToken => "last_admin_token",
             Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
         }
     }
@@ -75,6 +78,7 @@ impl Conflict {
             Self::EmailTaken => "Email already taken",
             Self::InvalidTransition => "Not allowed in the current state",
             Self::TokenNameTaken => "Token name already taken",
+            Self::LastAdminToken => "Last admin token",
             Self::IdempotencyKeyInFlight => "Request with this Idempotency-Key is in progress",
         }
     }

@@ -2,11 +2,17 @@
 //! hours per (token, key), in the same transaction as the write itself, so a retry after a crash either
 //! finds both or neither. A retry replays it byte for byte; the same key with a different request is
 //! refused; a retry while the first is still running is refused (the in-flight set below).
+//!
+//! A stored response may carry an attendee's name, email or phone, so it is stored with the id of
+//! the attendee it is about. Erasing that attendee blanks it in the same transaction: the key then
+//! answers `Erased` (the API's 410 `attendee_erased`) instead of replaying personal data, and a
+//! retry cannot run the write again (a second walk-up sale, say).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use super::{App, Error, Result};
+use super::{App, CheckIn, Error, Result, WalkUpSale};
+use crate::domain::{Attendee, AttendeeId, Registration};
 use crate::store::idempotency::{self, StoredResponse};
 
 /// A response as it goes on the wire; what `render` produces and a replay returns.
@@ -36,6 +42,8 @@ pub enum IdemStart {
     Replay(Replay),
     /// Seen before with a different request.
     Mismatch,
+    /// Seen before, but the attendee the response was about has since been erased.
+    Erased,
 }
 
 /// Marks a key in flight; dropping it (after the write has committed and been answered) frees it.
@@ -54,10 +62,41 @@ impl Drop for IdemGuard {
     }
 }
 
-/// What a use case needs to store its first response: the key and how the API renders the outcome.
+/// What a use case needs to store its first response: the key, how the API renders the outcome,
+/// and which attendee that outcome is about.
 pub struct Idem<T> {
     pub guard: IdemGuard,
     pub render: fn(&Result<T>) -> Replay,
+    pub about: fn(&T) -> Option<AttendeeId>,
+}
+
+/// The attendee a creating write's answer is about, whose erasure must blank it (see the module).
+pub trait AboutAttendee {
+    fn about_attendee(&self) -> Option<AttendeeId>;
+}
+
+impl AboutAttendee for Attendee {
+    fn about_attendee(&self) -> Option<AttendeeId> {
+        Some(self.id)
+    }
+}
+
+impl AboutAttendee for Registration {
+    fn about_attendee(&self) -> Option<AttendeeId> {
+        Some(self.attendee_id)
+    }
+}
+
+impl AboutAttendee for CheckIn {
+    fn about_attendee(&self) -> Option<AttendeeId> {
+        Some(self.attendee.id)
+    }
+}
+
+impl AboutAttendee for WalkUpSale {
+    fn about_attendee(&self) -> Option<AttendeeId> {
+        Some(self.attendee.id)
+    }
 }
 
 impl App {
@@ -93,7 +132,9 @@ impl App {
             .store
             .read(|c| idempotency::get(c, key.token_seq, &key.key, not_before))?;
         Ok(stored.map(|s| {
-            if s.fingerprint == key.fingerprint {
+            if s.fingerprint == idempotency::ERASED {
+                IdemStart::Erased
+            } else if s.fingerprint == key.fingerprint {
                 IdemStart::Replay(Replay {
                     status: s.status,
                     content_type: s.content_type,
@@ -111,6 +152,7 @@ pub(super) fn store_first_response<T>(
     tx: &crate::store::Tx<'_>,
     key: &IdemKey,
     render: fn(&Result<T>) -> Replay,
+    about: fn(&T) -> Option<AttendeeId>,
     result: &Result<T>,
     now: i64,
 ) -> Result<()> {
@@ -126,6 +168,7 @@ pub(super) fn store_first_response<T>(
         content_type: r.content_type,
         body: r.body,
     };
-    idempotency::put(tx, key.token_seq, &key.key, &stored, now)?;
+    let about = result.as_ref().ok().and_then(about).map(|a| a.to_string());
+    idempotency::put(tx, key.token_seq, &key.key, &stored, about.as_deref(), now)?;
     Ok(())
 }

@@ -1,21 +1,24 @@
-//! Admin handlers for webhook subscriptions and the outbox: `/api/v1/admin/webhooks[/{id}]`,
-//! `/api/v1/admin/outbox[/{id}]`, `/api/v1/admin/outbox/{id}/retry`. Thin like the others: wire ->
-//! domain, one `App` call on the blocking pool, domain -> wire. Every change is audited by the app.
+//! Admin handlers for webhook subscriptions, the outbox and API tokens: `/api/v1/admin/webhooks[/{id}]`,
+//! `/api/v1/admin/outbox[/{id}]`, `/api/v1/admin/outbox/{id}/retry`, `/api/v1/admin/tokens[/{id}]`.
+//! Thin like the others: wire -> domain, one `App` call on the blocking pool, domain -> wire. Every
+//! change is audited by the app.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::handlers::{call, must, respond, Body, Caller, Ctx};
-use super::openapi::{OutboxPath, OutboxStateParam, PageParams, WebhookPath};
+use super::openapi::{
+    OutboxPath, OutboxStateParam, PageParams, TokenPath, TokenStatusParam, WebhookPath,
+};
 use super::problem::Problem;
 use super::wire::{self, not_null, ListQuery, Whole};
 use crate::app::{
     CreatedWebhook, NewWebhook, OutboxMessage, OutboxPage, OutboxState, Page, Webhook, WebhookPatch,
 };
-use crate::domain::{self, EventTypes, FieldError, Role, WebhookUrl};
+use crate::domain::{self, EventTypes, FieldError, Role, Timestamp, TokenId, WebhookUrl};
 
 /// Distinguishes a field that is absent (leave it) from one that is `null` (clear it).
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -325,4 +328,106 @@ pub async fn retry_outbox_message(
     })
     .await;
     respond(StatusCode::OK, r)
+}
+
+// ----- tokens -----
+
+/// `POST /api/v1/admin/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A name for people and the audit log, unique among active tokens.
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    #[schema(value_type = Role)]
+    role: String,
+}
+
+/// A token as created: its secret, `token`, is in this answer and nowhere else, ever.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    id: TokenId,
+    name: String,
+    role: Role,
+    created_at: Timestamp,
+    token: String,
+}
+
+/// List API tokens
+///
+/// In the order they were made, never a secret.
+#[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "admin", params(TokenStatusParam, PageParams),
+    responses((status = 200, description = "A page of tokens", body = Page<crate::store::tokens::Token>)),
+    extensions(("x-required-role" = json!("admin"))))]
+pub async fn list_tokens(State(ctx): State<Ctx>, caller: Caller, q: Q<ListQuery>) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, _| {
+        let Query(q) = q.map_err(query_problem)?;
+        let revoked = match q.status.as_deref() {
+            None => None,
+            Some("active") => Some(false),
+            Some("revoked") => Some(true),
+            Some(_) => {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "status",
+                    "must be active or revoked",
+                )]))
+            }
+        };
+        Ok(app.tokens_page(revoked, &q.page()?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+/// Create an API token
+///
+/// The answer carries the secret, `token`, this once; the box keeps only its hash.
+#[utoipa::path(post, path = "/api/v1/admin/tokens", tag = "admin", request_body = CreateToken,
+    responses((status = 201, description = "Created, with its secret", body = CreatedToken,
+        links(("revoke_token" = (operation_id = "revoke_token", parameters(("id" = "$response.body#/id"))))))),
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["token_name_taken"]))))]
+pub async fn create_token(State(ctx): State<Ctx>, caller: Caller, Body(body): Body) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        let req = wire::parse::<CreateToken>(&body)?;
+        let role = Role::parse(&req.role).ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "role",
+                "must be admin, operator or kiosk",
+            )])
+        })?;
+        let made = app.create_token(&must(actor)?, role, &req.name)?;
+        Ok(CreatedToken {
+            id: made.token.id,
+            name: made.token.name,
+            role: made.token.role,
+            created_at: made.token.created_at,
+            token: made.secret,
+        })
+    })
+    .await;
+    respond(StatusCode::CREATED, r)
+}
+
+/// Revoke an API token
+///
+/// Refused from the very next request on; a token already revoked answers 204 again. The last active
+/// admin token cannot be revoked (409 `last_admin_token`), so the box cannot lock itself out.
+#[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "admin", params(TokenPath),
+    responses((status = 204, description = "Revoked")),
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["last_admin_token"]))))]
+pub async fn revoke_token(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        let id = TokenId::parse(&id).ok_or_else(|| Problem::not_found("token"))?;
+        app.revoke_token_id(&must(actor)?, id)?;
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(p) => p.into_response(),
+    }
 }

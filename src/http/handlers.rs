@@ -21,8 +21,8 @@ use super::problem::Problem;
 use super::wire::{self, ListQuery};
 use super::RequestId;
 use crate::app::{
-    self, Actor, App, CheckIn, Idem, IdemKey, IdemStart, Page, PositionView, Replay, Ticket,
-    Visibility, WalkUpSale,
+    self, AboutAttendee, Actor, App, CheckIn, Idem, IdemKey, IdemStart, Page, PositionView, Replay,
+    Ticket, Visibility, WalkUpSale,
 };
 use crate::domain::{
     Attendee, AttendeeId, Event, EventId, EventStatus, RegStatus, Registration, RegistrationId,
@@ -285,7 +285,7 @@ fn replay_response(r: Replay, replayed: bool) -> Response {
 }
 
 /// Runs a creating write under its `Idempotency-Key`, if the request has one.
-fn idempotent<T: Serialize, const STATUS: u16>(
+fn idempotent<T: Serialize + AboutAttendee, const STATUS: u16>(
     app: &App,
     actor: &Actor,
     key: Option<String>,
@@ -303,6 +303,12 @@ fn idempotent<T: Serialize, const STATUS: u16>(
         fingerprint,
     })? {
         IdemStart::Replay(r) => Ok(replay_response(r, true)),
+        IdemStart::Erased => Err(Problem::new(
+            StatusCode::GONE,
+            "attendee_erased",
+            "Attendee erased",
+            "the attendee this request was about has been erased; its stored response is gone",
+        )),
         IdemStart::Mismatch => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -310,7 +316,11 @@ fn idempotent<T: Serialize, const STATUS: u16>(
             "this Idempotency-Key was used for a different request",
         )),
         IdemStart::Fresh(guard) => {
-            let r = op(Some(Idem { guard, render }))?;
+            let r = op(Some(Idem {
+                guard,
+                render,
+                about: T::about_attendee,
+            }))?;
             Ok(replay_response(render(&Ok(r)), false))
         }
     }
@@ -367,7 +377,7 @@ async fn create<I, T, const STATUS: u16>(
 ) -> Response
 where
     I: Send + 'static,
-    T: Serialize + Send + 'static,
+    T: Serialize + AboutAttendee + Send + 'static,
 {
     let key = idempotency_key(headers);
     let fp = fingerprint("POST", uri, &body);
@@ -993,6 +1003,48 @@ pub async fn ping() -> Response {
     json(StatusCode::OK, &serde_json::json!({"ok": true}))
 }
 
+/// Everything stored about an attendee
+///
+/// The attendee, every registration (with event summaries, ticket codes and check-in times), the
+/// audit rows and outbox messages about them, and their stored idempotent responses: one document
+/// for a data subject access request. The export is written to the audit log.
+#[utoipa::path(get, path = "/api/v1/attendees/{id}/export", tag = "attendees",
+    params(AttendeePath),
+    responses((status = 200, description = "Everything stored about the attendee", body = app::AttendeeExport)),
+    extensions(("x-required-role" = json!("admin"))))]
+pub async fn export_attendee(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        Ok(app.export_attendee(&must(actor)?, attendee_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
+/// Erase an attendee
+///
+/// Replaces name, email and phone with a tombstone and cancels their active registrations, promoting
+/// the waitlist for every seat freed; counts and history stay. Answers the tombstone and what was
+/// cancelled; erasing again answers the same with nothing cancelled.
+#[utoipa::path(delete, path = "/api/v1/attendees/{id}", tag = "attendees",
+    params(AttendeePath),
+    responses((status = 200, description = "The tombstone and the cancelled registrations", body = app::Erasure)),
+    extensions(("x-required-role" = json!("admin"))))]
+pub async fn erase_attendee(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
+        Ok(app.erase_attendee(&must(actor)?, attendee_id(&id)?)?)
+    })
+    .await;
+    respond(StatusCode::OK, r)
+}
+
 // ----- registrations -----
 
 /// One registration
@@ -1046,8 +1098,8 @@ pub async fn cancel_registration(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
-    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
-        Ok(app.cancel_registration(registration_id(&id)?)?)
+    let r = call(&ctx, caller, Some(Role::Kiosk), move |app, actor| {
+        Ok(app.cancel_registration(&must(actor)?, registration_id(&id)?)?)
     })
     .await;
     respond(StatusCode::OK, r)
@@ -1230,19 +1282,24 @@ pub async fn metrics(State(ctx): State<Ctx>) -> Response {
 
 // ----- the audit log and the box's figures (read by the console, local or remote) -----
 
-/// `?actor=&action=&limit=&after=` of the audit log.
+/// `?actor=&action=&target=&since=&until=&limit=&after=` of the audit log.
 #[derive(Debug, serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     actor: Option<String>,
     action: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     limit: Option<String>,
     after: Option<String>,
 }
 
 /// The audit log
 ///
-/// Who did what, when, from where; newest first.
+/// Who did what, when, from where; newest first (by time, then commit order). `actor` and `target`
+/// match exactly, `action` is one action (`event.capacity`) or a noun (`event`, all its actions),
+/// `since`/`until` are RFC 3339 with both ends included.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditParams, PageParams),
     responses((status = 200, description = "A page of audit rows", body = Page<app::AuditEntry>)),
     extensions(("x-required-role" = json!("admin"))))]
@@ -1255,7 +1312,11 @@ pub async fn audit_log(
         let Query(q) = q.map_err(|e| {
             Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())])
         })?;
-        let filter = app::AuditFilter::parse(q.actor.as_deref(), q.action.as_deref())?;
+        let filter = app::AuditFilter::parse(q.actor.as_deref(), q.action.as_deref())?.with(
+            q.target.as_deref(),
+            q.since.as_deref(),
+            q.until.as_deref(),
+        )?;
         let page = ListQuery {
             limit: q.limit,
             after: q.after,

@@ -64,8 +64,9 @@ fn table() -> OpenApiRouter<Ctx> {
         .routes(routes!(attendees_csv))
         .routes(routes!(walk_up))
         .routes(routes!(create_attendee))
-        .routes(routes!(get_attendee))
+        .routes(routes!(get_attendee, erase_attendee))
         .routes(routes!(attendee_tickets))
+        .routes(routes!(export_attendee))
         .routes(routes!(get_registration))
         .routes(routes!(position))
         .routes(routes!(cancel_registration))
@@ -84,6 +85,9 @@ fn table() -> OpenApiRouter<Ctx> {
         .routes(routes!(admin::list_outbox))
         .routes(routes!(admin::get_outbox_message))
         .routes(routes!(admin::retry_outbox_message))
+        // API tokens (admin): the secret is shown once, at creation.
+        .routes(routes!(admin::list_tokens, admin::create_token))
+        .routes(routes!(admin::revoke_token))
         .routes(routes!(audit_log))
         .routes(routes!(box_stats))
 }

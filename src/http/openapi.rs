@@ -102,6 +102,14 @@ macro_rules! named_schema {
 }
 
 named_schema!(
+    domain::TokenId,
+    "TokenId",
+    string_with_format(
+        utoipa::openapi::KnownFormat::Uuid,
+        "The public id of an API token (never its secret)."
+    )
+);
+named_schema!(
     domain::EventId,
     "EventId",
     string_with_format(
@@ -388,9 +396,38 @@ pub struct AuditParams {
     /// Rows by this actor (a token name, or `console`), exactly.
     #[param(max_length = 200)]
     actor: Option<String>,
-    /// Rows of this action, or of every action under a dotted prefix (`event` matches `event.cancel`).
+    /// Rows of this action (`event.capacity`), or of every action of a noun (`event`).
     #[param(max_length = 200)]
     action: Option<String>,
+    /// Rows about this target (an event, registration, attendee, token or webhook id), exactly.
+    #[param(max_length = 200)]
+    target: Option<String>,
+    /// Rows at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Rows at or before this time (RFC 3339); not before `since`.
+    #[param(format = DateTime)]
+    until: Option<String>,
+}
+
+/// `{id}` of an API token.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct TokenPath {
+    /// The token's id (never its secret).
+    #[param(format = Uuid)]
+    id: String,
+}
+
+/// `?status=` of the token list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TokenStatusParam {
+    /// Only active or only revoked tokens.
+    #[param(pattern = "^(active|revoked)$")]
+    status: Option<String>,
 }
 
 /// The `Idempotency-Key` header of a creating write.
@@ -504,6 +541,7 @@ pub fn finish(doc: &mut Value) {
                     "invalid_idempotency_key",
                     "idempotency_key_in_flight",
                     "idempotency_key_reused",
+                    "attendee_erased",
                 ]);
             }
             let own_refs: Vec<&str> = own.iter().map(String::as_str).collect();

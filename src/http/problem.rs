@@ -68,6 +68,12 @@ const CODES: &[(&str, u16, &str)] = &[
         "this Idempotency-Key was used by this token for a different request",
     ),
     (
+        "attendee_erased",
+        410,
+        "this Idempotency-Key's first answer held personal data of an attendee since erased; it is \
+         not replayed",
+    ),
+    (
         "rate_limited",
         429,
         "over the rate limit of the token or client; see Retry-After",

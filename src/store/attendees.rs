@@ -58,3 +58,17 @@ pub fn email_taken(conn: &Connection, email_key: &str) -> Result<bool, StoreErro
     let mut st = conn.prepare_cached("SELECT 1 FROM attendees WHERE email_key = ?1")?;
     Ok(st.exists([email_key])?)
 }
+
+/// What an erased attendee's name becomes.
+pub const TOMBSTONE_NAME: &str = "[erased]";
+
+/// Replaces the attendee's personal data with the tombstone (DESIGN.md section 7). Email and its
+/// key become NULL, so the address may register again (the unique index skips NULLs).
+pub fn erase(tx: &Tx<'_>, seq: i64, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE attendees SET name = ?2, email = NULL, email_key = NULL, phone = NULL, erased_at = ?3 \
+         WHERE seq = ?1",
+    )?
+    .execute(params![seq, TOMBSTONE_NAME, now])?;
+    Ok(())
+}

@@ -163,9 +163,15 @@ fn configure(conn: &Connection, role: Role, busy: Duration) -> rusqlite::Result<
     conn.busy_timeout(busy)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
     match role {
+        // `secure_delete = ON`: SQLite zeroes the bytes of every row it deletes or rewrites, and
+        // every page it frees, instead of leaving them in free space, so an erased attendee's name,
+        // email and phone (DESIGN.md section 7) are gone from the file, not merely unlinked. `FAST`
+        // would leave freed pages as they were, with whatever old copies of rows they held. The
+        // zeroing happens in pages the commit writes anyway; only pages freed by a delete (the
+        // hourly prunes) are written once more. No extra fsync.
         Role::Writer => conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000; \
-             PRAGMA cache_size = -32000;",
+             PRAGMA cache_size = -32000; PRAGMA secure_delete = ON;",
         ),
         // Readers keep SQLite's small default page cache: a commit by the writer resets a reader's
         // cache at its next read, and a large cache costs more to reset than it saves here.

@@ -370,3 +370,15 @@ pub fn door_list(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(lines)
 }
+
+/// Every active registration of an attendee, in join order (to cancel them when they are erased).
+pub fn active_of_attendee(conn: &Connection, attendee_seq: i64) -> Result<Vec<RegRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT} WHERE r.attendee_seq = ?1 AND r.status IN ('confirmed', 'waitlisted', 'offered') \
+         ORDER BY r.seq"
+    ))?;
+    let rows = st
+        .query_map([attendee_seq], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

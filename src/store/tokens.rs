@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{decode, ts, ts_opt, StoreError, Tx};
 use crate::domain::{Role, Timestamp, TokenId};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Token {
     #[serde(skip)]
     pub seq: i64,
@@ -76,19 +76,60 @@ pub fn list(conn: &Connection) -> Result<Vec<Token>, StoreError> {
     Ok(rows)
 }
 
-/// Revokes the active token with this name or id; returns it, or `None` when there is none.
-pub fn revoke(tx: &Tx<'_>, name_or_id: &str, now: i64) -> Result<Option<Token>, StoreError> {
-    let found = {
-        let mut st = tx.prepare_cached(&format!(
-            "SELECT {COLS} FROM tokens WHERE (name = ?1 OR id = ?1) AND revoked_at IS NULL"
-        ))?;
-        st.query_row([name_or_id], from_row).optional()?
+/// Tokens in the order they were made, after `after_seq` (keyset), at most `limit`; `revoked`
+/// picks active (`false`) or revoked (`true`) ones, `None` both. The table holds a handful of rows
+/// per venue; the primary key serves the order.
+pub fn list_page(
+    conn: &Connection,
+    revoked: Option<bool>,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<Token>, StoreError> {
+    let which = match revoked {
+        None => "",
+        Some(false) => " AND revoked_at IS NULL",
+        Some(true) => " AND revoked_at IS NOT NULL",
     };
-    let Some(mut token) = found else {
-        return Ok(None);
-    };
-    tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE seq = ?1")?
-        .execute(params![token.seq, now])?;
-    token.revoked_at = Some(ts(now));
-    Ok(Some(token))
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM tokens WHERE seq > ?1{which} ORDER BY seq LIMIT ?2"
+    ))?;
+    let rows = st
+        .query_map(
+            params![after_seq, i64::try_from(limit).unwrap_or(i64::MAX)],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The token with this id, active or revoked.
+pub fn get(conn: &Connection, id: TokenId) -> Result<Option<Token>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLS} FROM tokens WHERE id = ?1"))?;
+    Ok(st.query_row([id.to_string()], from_row).optional()?)
+}
+
+/// The active token with this name or id.
+pub fn find_active_by_name_or_id(
+    conn: &Connection,
+    name_or_id: &str,
+) -> Result<Option<Token>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM tokens WHERE (name = ?1 OR id = ?1) AND revoked_at IS NULL"
+    ))?;
+    Ok(st.query_row([name_or_id], from_row).optional()?)
+}
+
+/// How many admin tokens are active.
+pub fn count_active_admins(conn: &Connection) -> Result<i64, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT COUNT(*) FROM tokens WHERE role = 'admin' AND revoked_at IS NULL",
+    )?;
+    Ok(st.query_row([], |r| r.get(0))?)
+}
+
+/// Marks the token revoked as of `now`.
+pub fn revoke(tx: &Tx<'_>, seq: i64, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE seq = ?1 AND revoked_at IS NULL")?
+        .execute(params![seq, now])?;
+    Ok(())
 }

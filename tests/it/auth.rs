@@ -43,6 +43,16 @@ async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
         .as_str()
         .expect("id")
         .to_string();
+    let victim = t
+        .app
+        .create_token(
+            &boxoffice::app::Actor::local("test"),
+            Role::Kiosk,
+            &format!("victim-{n}"),
+        )
+        .expect("token")
+        .token
+        .id;
     let e = |s: &str| format!("/api/v1/events/{event}{s}");
     vec![
         route("GET", "/health".into(), None, None),
@@ -143,6 +153,37 @@ async fn routes(t: &TestApp, n: usize) -> Vec<Route> {
             "POST",
             format!("/api/v1/registrations/{reg}/decline"),
             Some(Role::Kiosk),
+            None,
+        ),
+        route(
+            "GET",
+            "/api/v1/admin/tokens".into(),
+            Some(Role::Admin),
+            None,
+        ),
+        route(
+            "POST",
+            "/api/v1/admin/tokens".into(),
+            Some(Role::Admin),
+            Some(json!({"name": format!("made-{n}"), "role": "kiosk"})),
+        ),
+        route(
+            "DELETE",
+            format!("/api/v1/admin/tokens/{victim}"),
+            Some(Role::Admin),
+            None,
+        ),
+        route(
+            "GET",
+            format!("/api/v1/attendees/{attendee}/export"),
+            Some(Role::Admin),
+            None,
+        ),
+        // Late: it cancels the registration the others use.
+        route(
+            "DELETE",
+            format!("/api/v1/attendees/{attendee}"),
+            Some(Role::Admin),
             None,
         ),
         // Last: it cancels the event the others use.

@@ -44,7 +44,7 @@ async fn the_audit_route_lists_newest_first_filters_and_pages() {
         actions,
         [
             "token.create",
-            "event.update",
+            "event.capacity",
             "event.publish",
             "event.create",
             "token.create"
@@ -52,7 +52,7 @@ async fn the_audit_route_lists_newest_first_filters_and_pages() {
     );
     assert_eq!(all["items"][1]["actor"], "admin");
     assert_eq!(all["items"][1]["target"], jazz.as_str());
-    assert_eq!(all["items"][1]["detail"], "capacity");
+    assert_eq!(all["items"][1]["detail"], "capacity 10 -> 12");
     assert!(all["items"][1]["remote_addr"]
         .as_str()
         .is_some_and(|a| a.starts_with("127.0.0.1:")));
@@ -356,10 +356,11 @@ fn the_remote_console_shows_the_same_figures_and_does_the_same_actions() {
         [
             "event.create",
             "event.publish",
-            "event.update",
+            "event.capacity",
             "walkup",
             "walkup",
-            "checkin"
+            "checkin",
+            "registration.cancel"
         ]
     );
     assert_eq!(by("console"), ["walkup"]);
@@ -605,7 +606,7 @@ fn the_console_runs_the_night_in_a_real_terminal() {
         .iter()
         .map(|a| a["action"].as_str().expect("action"))
         .collect();
-    assert_eq!(actions, ["checkin", "walkup"]);
+    assert_eq!(actions, ["registration.cancel", "checkin", "walkup"]);
 
     // Quit: the box stops, and the terminal is the shell's again (main screen, cooked mode).
     t.key("q");

@@ -581,7 +581,8 @@ async fn an_offer_that_runs_out_while_the_box_is_down_expires_at_restart() {
             let a = app.create_attendee(a, None).expect("attendee");
             regs.push(app.register(event, a.id, None).expect("register"));
         }
-        app.cancel_registration(regs[0].id).expect("cancel");
+        app.cancel_registration(&Actor::local("test"), regs[0].id)
+            .expect("cancel");
         assert_eq!(
             app.get_registration(regs[1].id)
                 .expect("reg")

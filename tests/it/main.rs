@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per area, real HTTP on 127.0.0.1 and real SQLite files.
 
+mod audit;
 mod auth;
 mod bad_input;
 mod cli;
@@ -12,9 +13,11 @@ mod layers;
 mod model;
 mod onsale;
 mod openapi;
+mod personal;
 mod plans;
 mod reads;
 mod schemathesis;
 mod support;
+mod tokens;
 mod webhooks;
 mod writer;

@@ -224,7 +224,11 @@ fn apply(m: &mut Model, r: &mut Real, op: &Op) -> Result<(), TestCaseError> {
         }
         Op::Cancel(p) => {
             let Some(id) = r.regs[p] else { return Ok(()) };
-            let reg = ok(r.app.cancel_registration(id), "cancel")?;
+            let reg = ok(
+                r.app
+                    .cancel_registration(&boxoffice::app::Actor::local("model"), id),
+                "cancel",
+            )?;
             prop_assert_eq!(reg.status, RegStatus::Cancelled);
             m.leave(p);
             m.promote();

@@ -22,7 +22,7 @@ use crate::support::{free_port, spawn_app, spawn_app_opts, Server, TestApp};
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Captured {
+pub(crate) struct Captured {
     id: String,
     timestamp: String,
     signature: String,
@@ -34,7 +34,7 @@ struct Captured {
 }
 
 impl Captured {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("delivery body is JSON")
     }
 }
@@ -135,7 +135,7 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
-    fn captured(&self) -> Vec<Captured> {
+    pub(crate) fn captured(&self) -> Vec<Captured> {
         self.got.lock().expect("captures").clone()
     }
 
