@@ -206,6 +206,9 @@ pub struct App {
     outbox: Arc<OutboxShared>,
     /// When the database was opened, by the app's clock: the start of the uptime.
     opened_at: Timestamp,
+    /// The series of `/metrics`: requests (recorded by the HTTP layer), commits and business counters
+    /// (recorded on the writer thread after each group commit).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long a token found in the database is trusted without looking again. Bounds how long a
@@ -450,11 +453,15 @@ impl App {
         // count of committed commands tells it when sales are rushing, so deliveries can yield.
         let outbox: Arc<OutboxShared> = Arc::default();
         let wake = outbox.clone();
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
+        let observe = metrics.clone();
         store.on_commit(Arc::new(move |report: &store::CommitReport| {
             wake.note_commit(report.commands);
             if report.outbox_rows > 0 {
                 wake.wake();
             }
+            // On the writer thread, once per group: its size, its duration, and what it committed.
+            observe.record_commit(report);
         }));
         Ok(Self {
             opened_at: clock.now(),
@@ -465,6 +472,7 @@ impl App {
             offers_changed: Arc::default(),
             token_cache: Mutex::default(),
             outbox,
+            metrics,
         })
     }
 
@@ -483,6 +491,11 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The in-memory series of `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Commits what is queued and stops writing (graceful shutdown).

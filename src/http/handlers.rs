@@ -799,7 +799,7 @@ pub async fn metrics(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         app.outbox_stats()
-            .map(|o| crate::metrics::render(&o, app.store().writer_queue()))
+            .map(|o| crate::metrics::render(app.metrics(), &o, app.store().writer_queue()))
     })
     .await;
     match rendered {

@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -35,10 +35,32 @@ use problem::Problem;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The route table as it is built: the router, and every path in it, so `/metrics` has a slot per
+/// route template before the first request.
+struct Table {
+    router: Router<Ctx>,
+    paths: Vec<&'static str>,
+}
+
+impl Table {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    fn route(mut self, path: &'static str, methods: MethodRouter<Ctx>) -> Self {
+        self.paths.push(path);
+        self.router = self.router.route(path, methods);
+        self
+    }
+}
+
 /// The API's table of contents.
 pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
     use handlers::*;
-    let routes = Router::new()
+    let table = Table::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/events", get(list_events).post(create_event))
@@ -83,9 +105,12 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         )
         // The audit log and the box's figures (the console reads these, local or remote).
         .route("/api/v1/admin/audit", get(audit_log))
-        .route("/api/v1/stats", get(box_stats))
-        .fallback(fallback)
-        .with_state(Ctx { app });
+        .route("/api/v1/stats", get(box_stats));
+    app.metrics().register_routes(table.paths.iter().copied());
+    let frame_state = Arc::new(Frame {
+        metrics: app.clone(),
+    });
+    let routes = table.router.fallback(fallback).with_state(Ctx { app });
 
     // Listed innermost first: each `.layer` wraps everything above it.
     let limits = Arc::new(Limits {
@@ -103,7 +128,7 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(cfg.request_timeout_secs),
         ))
-        .layer(middleware::from_fn(frame))
+        .layer(middleware::from_fn_with_state(frame_state, frame))
         .layer(
             CompressionLayer::new()
                 .gzip(cfg.gzip)
@@ -172,9 +197,15 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
+/// What `frame` needs besides the request.
+struct Frame {
+    /// The app, for its metrics.
+    metrics: Arc<App>,
+}
+
 /// Around every request: request id in, security headers out, a problem document for every error
-/// response that lacks one, and a log line.
-async fn frame(mut req: Request, next: Next) -> Response {
+/// response that lacks one, the request's series in `/metrics`, and a log line.
+async fn frame(State(frame_state): State<Arc<Frame>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
@@ -213,8 +244,14 @@ async fn frame(mut req: Request, next: Next) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.remove(header::SERVER);
 
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let route = route.as_ref().map_or("-", MatchedPath::as_str);
+    let elapsed = started.elapsed();
+    let route = route.as_ref().map(MatchedPath::as_str);
+    frame_state
+        .metrics
+        .metrics()
+        .record_request(route, status.as_u16(), elapsed);
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let route = route.unwrap_or(crate::metrics::UNMATCHED);
     if status.is_server_error() {
         tracing::warn!(request_id = %id, %method, route, status = status.as_u16(), ms, "request failed");
     } else {
