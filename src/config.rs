@@ -42,6 +42,8 @@ pub struct HttpConfig {
     pub worker_threads: usize,
     pub gzip: bool,
     pub shutdown_grace_secs: u64,
+    /// Requests that take at least this long are logged at `warn` with `slow=true`.
+    pub slow_request_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +111,7 @@ impl Default for HttpConfig {
             worker_threads: 0,
             gzip: true,
             shutdown_grace_secs: 10,
+            slow_request_ms: 500,
         }
     }
 }
@@ -223,6 +226,9 @@ impl Config {
         {
             bail!("http timeouts must be at least 1 second");
         }
+        if !(1..=3_600_000).contains(&h.slow_request_ms) {
+            bail!("http.slow_request_ms must be from 1 to 3600000");
+        }
         if self.store.readers == 0 || self.store.max_batch == 0 || self.store.queue == 0 {
             bail!("store.readers, store.max_batch and store.queue must be at least 1");
         }
@@ -308,6 +314,7 @@ mod tests {
         assert_eq!(parsed.listen, d.listen);
         assert_eq!(parsed.http.max_body_bytes, d.http.max_body_bytes);
         assert_eq!(parsed.http.max_connections, d.http.max_connections);
+        assert_eq!(parsed.http.slow_request_ms, d.http.slow_request_ms);
         assert_eq!(parsed.store.max_batch, d.store.max_batch);
         assert_eq!(parsed.idempotency.ttl_hours, d.idempotency.ttl_hours);
         let (po, dout) = (parsed.outbox.options(), d.outbox.options());

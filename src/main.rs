@@ -271,8 +271,10 @@ fn serve(
             .with_writer(std::sync::Mutex::new(file))
             .init();
     } else {
+        // Colours only for a person at a terminal; a file or the journal gets plain text.
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .init();
     }

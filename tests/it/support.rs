@@ -289,6 +289,12 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Starts `boxoffice serve` on `dir` and waits until `/health` answers.
     pub async fn start(dir: &std::path::Path) -> Server {
+        Server::start_with(dir, &[]).await
+    }
+
+    /// `start` with more arguments for `serve` (e.g. `--config FILE`). Standard output and error go
+    /// to `dir/server.log`.
+    pub async fn start_with(dir: &std::path::Path, extra: &[&str]) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -298,6 +304,7 @@ impl Server {
         let child = std::process::Command::new(bin())
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir)
+            .args(extra)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
