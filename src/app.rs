@@ -49,6 +49,13 @@ use crate::store::{
 /// Where the app reads the time. Tests drive a `ManualClock`; the domain only ever sees values.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+
+    /// A reading for measuring intervals (the HTTP rate limits): it never goes back when someone
+    /// sets the wall clock, as `now` may. Only differences between readings mean anything.
+    fn monotonic(&self) -> std::time::Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +88,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Moves with `now`, only when told to.
+    fn monotonic(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.0.load(Ordering::SeqCst)).unwrap_or(0))
     }
 }
 
@@ -487,6 +499,11 @@ impl App {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The clock's monotonic reading (see `Clock::monotonic`).
+    pub fn monotonic(&self) -> std::time::Duration {
+        self.clock.monotonic()
     }
 
     pub fn store(&self) -> &Store {

@@ -44,6 +44,30 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Requests that take at least this long are logged at `warn` with `slow=true`.
     pub slow_request_ms: u64,
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[http.rate_limit]`: requests per minute per caller, by the caller's class; 0 means no limit.
+/// Anonymous callers (and tokens the box does not know) are counted per client IP address, the
+/// others per token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub anonymous_per_minute: u32,
+    pub kiosk_per_minute: u32,
+    pub operator_per_minute: u32,
+    pub admin_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            anonymous_per_minute: 100,
+            kiosk_per_minute: 6000,
+            operator_per_minute: 6000,
+            admin_per_minute: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +136,7 @@ impl Default for HttpConfig {
             gzip: true,
             shutdown_grace_secs: 10,
             slow_request_ms: 500,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -315,6 +340,7 @@ mod tests {
         assert_eq!(parsed.http.max_body_bytes, d.http.max_body_bytes);
         assert_eq!(parsed.http.max_connections, d.http.max_connections);
         assert_eq!(parsed.http.slow_request_ms, d.http.slow_request_ms);
+        assert_eq!(parsed.http.rate_limit, d.http.rate_limit);
         assert_eq!(parsed.store.max_batch, d.store.max_batch);
         assert_eq!(parsed.idempotency.ttl_hours, d.idempotency.ttl_hours);
         let (po, dout) = (parsed.outbox.options(), d.outbox.options());

@@ -37,25 +37,29 @@ enum Auth {
     Malformed,
 }
 
+/// The bearer secret of a well-formed `Authorization` header: `None` without one, `Some(Err(()))`
+/// for a malformed one. The rate limiter reads the header the same way as the handlers.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let v = headers.get(header::AUTHORIZATION)?;
+    // The scheme name is case-insensitive (RFC 9110 section 11.1).
+    let token = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    Some(token.ok_or(()))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let auth = match parts.headers.get(header::AUTHORIZATION) {
+        let auth = match bearer(&parts.headers) {
             None => Auth::Anonymous,
-            // The scheme name is case-insensitive (RFC 9110 section 11.1).
-            Some(v) => match v
-                .to_str()
-                .ok()
-                .and_then(|s| s.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token)
-            {
-                Some(t) if !t.trim().is_empty() && t.len() <= 256 => {
-                    Auth::Bearer(t.trim().to_string())
-                }
-                _ => Auth::Malformed,
-            },
+            Some(Ok(t)) => Auth::Bearer(t.to_string()),
+            Some(Err(())) => Auth::Malformed,
         };
         let remote = parts
             .extensions

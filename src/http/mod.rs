@@ -7,6 +7,7 @@
 mod admin;
 mod handlers;
 pub mod problem;
+mod ratelimit;
 mod server;
 mod wire;
 
@@ -111,6 +112,7 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         app: app.clone(),
         slow: Duration::from_millis(cfg.slow_request_ms),
     });
+    let rate_limits = Arc::new(ratelimit::RateLimits::new(app.clone(), &cfg.rate_limit));
     let routes = table.router.fallback(fallback).with_state(Ctx { app });
 
     // Listed innermost first: each `.layer` wraps everything above it.
@@ -128,6 +130,12 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(cfg.request_timeout_secs),
+        ))
+        // Outside the timeout, so that every answer of a limited caller carries the headers, a
+        // timeout's 503 included.
+        .layer(middleware::from_fn_with_state(
+            rate_limits,
+            ratelimit::limit,
         ))
         .layer(middleware::from_fn_with_state(frame_state, frame))
         .layer(
@@ -229,9 +237,14 @@ async fn frame(State(frame_state): State<Arc<Frame>>, mut req: Request, next: Ne
         .is_some_and(|v| v.as_bytes().starts_with(problem::CONTENT_TYPE.as_bytes()));
     if (status.is_client_error() || status.is_server_error()) && !is_problem {
         let mut fresh = Problem::for_status(status).into_response();
-        for name in [header::ALLOW, header::RETRY_AFTER] {
-            if let Some(v) = resp.headers().get(&name) {
-                fresh.headers_mut().insert(name, v.clone());
+        for name in [
+            &header::ALLOW,
+            &header::RETRY_AFTER,
+            &ratelimit::RATELIMIT,
+            &ratelimit::RATELIMIT_POLICY,
+        ] {
+            if let Some(v) = resp.headers().get(name) {
+                fresh.headers_mut().insert(name.clone(), v.clone());
             }
         }
         resp = fresh;

@@ -9,6 +9,7 @@ mod door;
 mod hardening;
 mod idempotency;
 mod layers;
+mod limits;
 mod logs;
 mod metrics;
 mod model;
