@@ -300,6 +300,12 @@ fn serve(
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("boxoffice serving on http://{addr}");
+    if addr.ip().is_unspecified() {
+        eprintln!(
+            "listening on every interface; answering only for the hosts {} (http.allowed_hosts)",
+            cfg.http.allowed_hosts.join(", ")
+        );
+    }
     eprintln!("data dir: {}", dir.display());
     eprintln!("admin token: {}", token_file.display());
 
@@ -377,7 +383,10 @@ async fn run_server(
     } else {
         None
     };
-    let router = boxoffice::http::router(app.clone(), &cfg.http);
+    // The address the box listens on is a host it answers for, besides `http.allowed_hosts`.
+    let mut http = cfg.http.clone();
+    boxoffice::http::allow_listen_address(&mut http, listener.local_addr()?);
+    let router = boxoffice::http::router(app.clone(), &http);
     boxoffice::http::serve(listener, router, &cfg.http, shutdown).await?;
     maintenance.abort();
     offer_timer.abort();

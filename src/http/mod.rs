@@ -1,11 +1,13 @@
 //! The HTTP JSON API (DESIGN.md section 3): the route table, the middleware list, and the server loop.
 //!
 //! Hardening lives here and in `server`: body and header limits, read and request timeouts, a cap on
-//! open connections, security headers, no server banner, JSON-only writes, and a problem document for
-//! every error, including those the framework answers on its own (405, 408, 413, 415).
+//! open connections, security headers, no server banner, JSON-only writes, a Host allowlist and an
+//! Origin check (`hosts`), rate limits (`ratelimit`), and a problem document for every error,
+//! including those the framework answers on its own (405, 408, 413, 415).
 
 mod admin;
 mod handlers;
+pub mod hosts;
 pub mod problem;
 mod ratelimit;
 mod server;
@@ -25,6 +27,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 pub use handlers::Ctx;
+pub use hosts::allow_listen_address;
 pub use server::{serve, ServeError};
 
 use crate::app::App;
@@ -113,6 +116,7 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         slow: Duration::from_millis(cfg.slow_request_ms),
     });
     let rate_limits = Arc::new(ratelimit::RateLimits::new(app.clone(), &cfg.rate_limit));
+    let hosts = Arc::new(hosts::Hosts::new(cfg));
     let routes = table.router.fallback(fallback).with_state(Ctx { app });
 
     // Listed innermost first: each `.layer` wraps everything above it.
@@ -137,6 +141,8 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             rate_limits,
             ratelimit::limit,
         ))
+        // A foreign Host or a cross-site write goes no further: no quota spent, no token looked up.
+        .layer(middleware::from_fn_with_state(hosts, hosts::guard))
         .layer(middleware::from_fn_with_state(frame_state, frame))
         .layer(
             CompressionLayer::new()

@@ -7,6 +7,7 @@ mod console;
 mod crash;
 mod door;
 mod hardening;
+mod hosts;
 mod idempotency;
 mod layers;
 mod limits;

@@ -296,6 +296,11 @@ impl Server {
     /// to `dir/server.log`.
     pub async fn start_with(dir: &std::path::Path, extra: &[&str]) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Server::start_on(dir, addr, extra).await
+    }
+
+    /// `start_with` on a given address.
+    pub async fn start_on(dir: &std::path::Path, addr: SocketAddr, extra: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
