@@ -11,10 +11,18 @@ use boxoffice::app::{Actor, App};
 use boxoffice::config::Config;
 use boxoffice::domain::Role;
 
+/// `boxoffice --version`: the crate version and the git commit it was built from (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BOXOFFICE_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "boxoffice",
-    version,
+    version = VERSION,
     about = "A venue's box office in one binary. With no command: serve on 127.0.0.1:8080 with demo data."
 )]
 struct Cli {
@@ -279,6 +287,7 @@ fn serve(
             .init();
     }
 
+    tracing::info!(version = VERSION, "starting");
     let app =
         Arc::new(App::open(&dir.join(DB_FILE), cfg.app_options()).context("opening the database")?);
     let token_file = ensure_admin_token(&app, &dir)?;

@@ -15,6 +15,7 @@ mod logs;
 mod metrics;
 mod model;
 mod onsale;
+mod service;
 mod support;
 mod webhooks;
 mod writer;
