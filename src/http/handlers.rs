@@ -29,7 +29,14 @@ pub struct Caller {
     auth: Auth,
     remote: Option<SocketAddr>,
     request_id: String,
+    /// The token the rate limiter found for this request's bearer secret, from memory or the
+    /// database within the last second: the hot path takes it instead of looking again.
+    resolved: Option<crate::store::tokens::Token>,
 }
+
+/// A token the rate limiter resolved for the request (see `Caller::resolved`).
+#[derive(Debug, Clone)]
+pub(super) struct ResolvedToken(pub(super) crate::store::tokens::Token);
 
 enum Auth {
     Anonymous,
@@ -70,10 +77,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
+        let resolved = parts.extensions.remove::<ResolvedToken>().map(|t| t.0);
         Ok(Self {
             auth,
             remote,
             request_id,
+            resolved,
         })
     }
 }
@@ -84,7 +93,10 @@ impl Caller {
         let Auth::Bearer(secret) = &self.auth else {
             return None;
         };
-        let token = app.recently_authenticated(secret)?;
+        let token = match &self.resolved {
+            Some(t) => t.clone(),
+            None => app.recently_authenticated(secret)?,
+        };
         Some(self.actor_for(token))
     }
 

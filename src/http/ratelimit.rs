@@ -37,6 +37,7 @@ use super::problem::Problem;
 use crate::app::App;
 use crate::config::RateLimitConfig;
 use crate::domain::Role;
+use crate::store::tokens::Token;
 
 pub(super) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub(super) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -165,11 +166,15 @@ impl RateLimits {
             || self.admin.is_some()
     }
 
-    /// The caller's class and key, from its address and its bearer secret (if well formed). A
-    /// token the box does not know counts as anonymous, so guessing tokens spends the address's
-    /// anonymous quota.
-    async fn classify(&self, ip: IpAddr, secret: Option<String>) -> (Option<&Policy>, Key) {
-        let anonymous = (self.anonymous.as_ref(), Key::Ip(ip_key(ip)));
+    /// The caller's class and key, from its address and its bearer secret (if well formed), and
+    /// the token when the secret is one. A token the box does not know counts as anonymous, so
+    /// guessing tokens spends the address's anonymous quota.
+    async fn classify(
+        &self,
+        ip: IpAddr,
+        secret: Option<String>,
+    ) -> (Option<&Policy>, Key, Option<Token>) {
+        let anonymous = (self.anonymous.as_ref(), Key::Ip(ip_key(ip)), None);
         let Some(secret) = secret else {
             return anonymous;
         };
@@ -192,7 +197,7 @@ impl RateLimits {
             Role::Operator => self.operator.as_ref(),
             Role::Admin => self.admin.as_ref(),
         };
-        (policy, Key::Token(token.seq))
+        (policy, Key::Token(token.seq), Some(token))
     }
 
     fn decide(&self, policy: Option<&Policy>, key: Key) -> Decision {
@@ -286,7 +291,7 @@ fn as_nanos(d: Duration) -> u64 {
 /// limited class gets the two headers.
 pub(super) async fn limit(
     State(limits): State<Arc<RateLimits>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     if !limits.any() {
@@ -301,7 +306,13 @@ pub(super) async fn limit(
         _ => None,
     };
     let decision = {
-        let (policy, key) = limits.classify(ip, secret).await;
+        let (policy, key, token) = limits.classify(ip, secret).await;
+        if let Some(token) = token {
+            // The handler's hot path takes the token from here rather than hashing the secret
+            // and locking the token cache a second time.
+            req.extensions_mut()
+                .insert(super::handlers::ResolvedToken(token));
+        }
         limits.decide(policy, key)
     };
     limits.sweep_if_due();
