@@ -53,6 +53,13 @@ use crate::store::{
 /// Where the app reads the time. Tests drive a `ManualClock`; the domain only ever sees values.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+
+    /// A reading for measuring intervals (the HTTP rate limits): it never goes back when someone
+    /// sets the wall clock, as `now` may. Only differences between readings mean anything.
+    fn monotonic(&self) -> std::time::Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +92,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Moves with `now`, only when told to.
+    fn monotonic(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.0.load(Ordering::SeqCst)).unwrap_or(0))
     }
 }
 
@@ -221,6 +233,9 @@ pub struct App {
     outbox: Arc<OutboxShared>,
     /// When the database was opened, by the app's clock: the start of the uptime.
     opened_at: Timestamp,
+    /// The series of `/metrics`: requests (recorded by the HTTP layer), commits and business counters
+    /// (recorded on the writer thread after each group commit).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long a token found in the database is trusted without looking again. Bounds how long a
@@ -525,6 +540,8 @@ impl App {
         let wake = outbox.clone();
         let cache = Arc::new(reads::ReadCache::new(&opts.cache));
         let clear = cache.clone();
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
+        let observe = metrics.clone();
         store.on_commit(Arc::new(move |report: &store::CommitReport| {
             // Runs before the group's callers are answered: nobody reads their own write stale.
             if report.foreign_change {
@@ -540,6 +557,11 @@ impl App {
             if report.outbox_rows > 0 {
                 wake.wake();
             }
+            // On the writer thread, once per group: its size, its duration, and what it committed.
+            // (A report of another process's commit, seen while idle, is not a group of ours.)
+            if report.commands > 0 {
+                observe.record_commit(report);
+            }
         }));
         Ok(Self {
             opened_at: clock.now(),
@@ -551,6 +573,7 @@ impl App {
             token_cache: Mutex::default(),
             outbox,
             cache,
+            metrics,
         })
     }
 
@@ -567,8 +590,18 @@ impl App {
         self.clock.now()
     }
 
+    /// The clock's monotonic reading (see `Clock::monotonic`).
+    pub fn monotonic(&self) -> std::time::Duration {
+        self.clock.monotonic()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The in-memory series of `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Commits what is queued and stops writing (graceful shutdown).

@@ -92,6 +92,37 @@ pub struct HttpConfig {
     pub worker_threads: usize,
     pub gzip: bool,
     pub shutdown_grace_secs: u64,
+    /// Requests that take at least this long are logged at `warn` with `slow=true`.
+    pub slow_request_ms: u64,
+    /// Host names (no port: any port matches) this box answers for, besides the address it listens
+    /// on; `"*"` answers for any (only behind a proxy that checks `Host` itself).
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://shop.example.org`) whose pages may write, besides the allowed hosts.
+    pub allowed_origins: Vec<String>,
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[http.rate_limit]`: requests per minute per caller, by the caller's class; 0 means no limit.
+/// Anonymous callers (and tokens the box does not know) are counted per client IP address, the
+/// others per token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub anonymous_per_minute: u32,
+    pub kiosk_per_minute: u32,
+    pub operator_per_minute: u32,
+    pub admin_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            anonymous_per_minute: 100,
+            kiosk_per_minute: 6000,
+            operator_per_minute: 6000,
+            admin_per_minute: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +191,10 @@ impl Default for HttpConfig {
             worker_threads: 0,
             gzip: true,
             shutdown_grace_secs: 10,
+            slow_request_ms: 500,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            allowed_origins: Vec::new(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -274,6 +309,22 @@ impl Config {
         {
             bail!("http timeouts must be at least 1 second");
         }
+        if !(1..=3_600_000).contains(&h.slow_request_ms) {
+            bail!("http.slow_request_ms must be from 1 to 3600000");
+        }
+        for host in &h.allowed_hosts {
+            // A host name, IPv4 or bracketed IPv6 address, without a port.
+            let bare = crate::http::hosts::host_of(host).is_some()
+                && (host.starts_with('[') && host.ends_with(']') || !host.contains(':'));
+            if host != crate::http::hosts::ANY_HOST && !bare {
+                bail!("http.allowed_hosts: {host:?} is not a host name, an IPv4 address or a bracketed IPv6 address (give no port: any port matches)");
+            }
+        }
+        for o in &h.allowed_origins {
+            if crate::http::hosts::origin_of(o).is_none() {
+                bail!("http.allowed_origins: {o:?} is not an origin like https://shop.example.org");
+            }
+        }
         if self.store.readers == 0 || self.store.max_batch == 0 || self.store.queue == 0 {
             bail!("store.readers, store.max_batch and store.queue must be at least 1");
         }
@@ -380,6 +431,10 @@ mod tests {
         assert_eq!(parsed.listen, d.listen);
         assert_eq!(parsed.http.max_body_bytes, d.http.max_body_bytes);
         assert_eq!(parsed.http.max_connections, d.http.max_connections);
+        assert_eq!(parsed.http.slow_request_ms, d.http.slow_request_ms);
+        assert_eq!(parsed.http.rate_limit, d.http.rate_limit);
+        assert_eq!(parsed.http.allowed_hosts, d.http.allowed_hosts);
+        assert_eq!(parsed.http.allowed_origins, d.http.allowed_origins);
         assert_eq!(parsed.store.max_batch, d.store.max_batch);
         assert_eq!(parsed.idempotency.ttl_hours, d.idempotency.ttl_hours);
         let (po, dout) = (parsed.outbox.options(), d.outbox.options());
@@ -394,6 +449,26 @@ mod tests {
         assert_eq!(po.busy_writes_per_s, dout.busy_writes_per_s);
         assert_eq!(po.busy_wait_ms, dout.busy_wait_ms);
         assert_eq!(po.batch, dout.batch);
+    }
+
+    #[test]
+    fn host_and_origin_lists_are_checked() {
+        let with = |hosts: &[&str], origins: &[&str]| {
+            let mut c = Config::default();
+            c.http.allowed_hosts = hosts.iter().map(|s| s.to_string()).collect();
+            c.http.allowed_origins = origins.iter().map(|s| s.to_string()).collect();
+            c.validate()
+        };
+        assert!(with(
+            &["box.venue.lan", "192.0.2.1", "[2001:db8::1]", "*"],
+            &["https://shop.example.org"]
+        )
+        .is_ok());
+        assert!(with(&["box.venue.lan:8080"], &[]).is_err());
+        assert!(with(&["[::1]:80"], &[]).is_err());
+        assert!(with(&["http://box"], &[]).is_err());
+        assert!(with(&[], &["shop.example.org"]).is_err());
+        assert!(with(&[], &["https://shop.example.org/path"]).is_err());
     }
 
     #[test]

@@ -11,10 +11,18 @@ use boxoffice::app::{Actor, App};
 use boxoffice::config::Config;
 use boxoffice::domain::Role;
 
+/// `boxoffice --version`: the crate version and the git commit it was built from (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BOXOFFICE_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "boxoffice",
-    version,
+    version = VERSION,
     about = "A venue's box office in one binary. With no command: serve on 127.0.0.1:8080 with demo data."
 )]
 struct Cli {
@@ -271,12 +279,15 @@ fn serve(
             .with_writer(std::sync::Mutex::new(file))
             .init();
     } else {
+        // Colours only for a person at a terminal; a file or the journal gets plain text.
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .init();
     }
 
+    tracing::info!(version = VERSION, "starting");
     let app =
         Arc::new(App::open(&dir.join(DB_FILE), cfg.app_options()).context("opening the database")?);
     let token_file = ensure_admin_token(&app, &dir)?;
@@ -298,6 +309,12 @@ fn serve(
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("boxoffice serving on http://{addr}");
+    if addr.ip().is_unspecified() {
+        eprintln!(
+            "listening on every interface; answering only for the hosts {} (http.allowed_hosts)",
+            cfg.http.allowed_hosts.join(", ")
+        );
+    }
     eprintln!("data dir: {}", dir.display());
     eprintln!("admin token: {}", token_file.display());
 
@@ -375,7 +392,10 @@ async fn run_server(
     } else {
         None
     };
-    let router = boxoffice::http::router(app.clone(), &cfg.http);
+    // The address the box listens on is a host it answers for, besides `http.allowed_hosts`.
+    let mut http = cfg.http.clone();
+    boxoffice::http::allow_listen_address(&mut http, listener.local_addr()?);
+    let router = boxoffice::http::router(app.clone(), &http);
     boxoffice::http::serve(listener, router, &cfg.http, shutdown).await?;
     maintenance.abort();
     offer_timer.abort();

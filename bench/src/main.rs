@@ -92,6 +92,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         server.admin().addr(),
         server.data_dir().display()
     );
+    eprintln!(
+        "boxoffice-bench: rate limits (requests per minute per client address or token, far above this load): {}",
+        server::rate_limits()
+    );
     let info = ServerInfo {
         binary: binary.display().to_string(),
         args: server.args().to_vec(),

@@ -1,7 +1,7 @@
 //! Box-wide figures for the console's dashboard and `GET /api/v1/stats`: counters the writer
 //! keeps, the outbox's counts, the size of the database file and how long the app has been open.
-//! Request rates, latency percentiles and cache figures are not here: they belong to `/metrics`,
-//! which is not built yet, and the console shows them as "n/a" rather than guess.
+//! Request rates, latency percentiles and cache figures are not here: they are `/metrics` series
+//! (`crate::metrics`), which the console does not read yet; it shows them as "n/a" rather than guess.
 
 use serde::Serialize;
 

@@ -42,7 +42,14 @@ pub struct Caller {
     auth: Auth,
     remote: Option<SocketAddr>,
     request_id: String,
+    /// The token the rate limiter found for this request's bearer secret, from memory or the
+    /// database within the last second: the hot path takes it instead of looking again.
+    resolved: Option<crate::store::tokens::Token>,
 }
+
+/// A token the rate limiter resolved for the request (see `Caller::resolved`).
+#[derive(Debug, Clone)]
+pub(super) struct ResolvedToken(pub(super) crate::store::tokens::Token);
 
 enum Auth {
     Anonymous,
@@ -50,25 +57,29 @@ enum Auth {
     Malformed,
 }
 
+/// The bearer secret of a well-formed `Authorization` header: `None` without one, `Some(Err(()))`
+/// for a malformed one. The rate limiter reads the header the same way as the handlers.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let v = headers.get(header::AUTHORIZATION)?;
+    // The scheme name is case-insensitive (RFC 9110 section 11.1).
+    let token = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    Some(token.ok_or(()))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let auth = match parts.headers.get(header::AUTHORIZATION) {
+        let auth = match bearer(&parts.headers) {
             None => Auth::Anonymous,
-            // The scheme name is case-insensitive (RFC 9110 section 11.1).
-            Some(v) => match v
-                .to_str()
-                .ok()
-                .and_then(|s| s.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token)
-            {
-                Some(t) if !t.trim().is_empty() && t.len() <= 256 => {
-                    Auth::Bearer(t.trim().to_string())
-                }
-                _ => Auth::Malformed,
-            },
+            Some(Ok(t)) => Auth::Bearer(t.to_string()),
+            Some(Err(())) => Auth::Malformed,
         };
         let remote = parts
             .extensions
@@ -79,10 +90,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
+        let resolved = parts.extensions.remove::<ResolvedToken>().map(|t| t.0);
         Ok(Self {
             auth,
             remote,
             request_id,
+            resolved,
         })
     }
 }
@@ -104,7 +117,10 @@ impl Caller {
         let Auth::Bearer(secret) = &self.auth else {
             return None;
         };
-        let token = app.recently_authenticated(secret)?;
+        let token = match &self.resolved {
+            Some(t) => t.clone(),
+            None => app.recently_authenticated(secret)?,
+        };
         Some(self.actor_for(token))
     }
 
@@ -1259,7 +1275,7 @@ pub async fn metrics(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         app.outbox_stats().map(|o| {
-            let mut text = crate::metrics::render(&o, app.store().writer_queue());
+            let mut text = crate::metrics::render(app.metrics(), &o, app.store().writer_queue());
             crate::metrics::render_cache(&mut text, &app.cache_stats());
             text
         })

@@ -1,13 +1,16 @@
 //! The HTTP JSON API (DESIGN.md section 3): the route table, the middleware list, and the server loop.
 //!
 //! Hardening lives here and in `server`: body and header limits, read and request timeouts, a cap on
-//! open connections, security headers, no server banner, JSON-only writes, and a problem document for
-//! every error, including those the framework answers on its own (405, 408, 413, 415).
+//! open connections, security headers, no server banner, JSON-only writes, a Host allowlist and an
+//! Origin check (`hosts`), rate limits (`ratelimit`), and a problem document for every error,
+//! including those the framework answers on its own (405, 408, 413, 415).
 
 mod admin;
 mod handlers;
+pub mod hosts;
 mod openapi;
 pub mod problem;
+mod ratelimit;
 mod server;
 mod wire;
 
@@ -27,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use handlers::Ctx;
+pub use hosts::allow_listen_address;
 pub use server::{serve, ServeError};
 
 use crate::app::App;
@@ -103,7 +107,20 @@ pub fn openapi_document() -> serde_json::Value {
 /// The router: the table, its state and the middleware list.
 pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
     let (routes, _) = table().split_for_parts();
-    let document = serde_json::to_vec(&openapi_document()).expect("the document serializes");
+    let document = openapi_document();
+    // `/metrics` gets a slot per route template before the first request: the document's paths are
+    // the router's (one table).
+    if let Some(paths) = document["paths"].as_object() {
+        app.metrics()
+            .register_routes(paths.keys().map(String::as_str));
+    }
+    let document = serde_json::to_vec(&document).expect("the document serializes");
+    let frame_state = Arc::new(Frame {
+        app: app.clone(),
+        slow: Duration::from_millis(cfg.slow_request_ms),
+    });
+    let rate_limits = Arc::new(ratelimit::RateLimits::new(app.clone(), &cfg.rate_limit));
+    let hosts = Arc::new(hosts::Hosts::new(cfg));
     let routes = routes.fallback(handlers::fallback).with_state(Ctx {
         app,
         openapi: document.into(),
@@ -125,7 +142,15 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(cfg.request_timeout_secs),
         ))
-        .layer(middleware::from_fn(frame))
+        // Outside the timeout, so that every answer of a limited caller carries the headers, a
+        // timeout's 503 included.
+        .layer(middleware::from_fn_with_state(
+            rate_limits,
+            ratelimit::limit,
+        ))
+        // A foreign Host or a cross-site write goes no further: no quota spent, no token looked up.
+        .layer(middleware::from_fn_with_state(hosts, hosts::guard))
+        .layer(middleware::from_fn_with_state(frame_state, frame))
         .layer(
             CompressionLayer::new()
                 .gzip(cfg.gzip)
@@ -194,9 +219,22 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
+/// What `frame` needs besides the request.
+struct Frame {
+    /// The app, for its metrics.
+    app: Arc<App>,
+    /// Requests that take at least this long are logged as slow (`http.slow_request_ms`).
+    slow: Duration,
+}
+
 /// Around every request: request id in, security headers out, a problem document for every error
-/// response that lacks one, and a log line.
-async fn frame(mut req: Request, next: Next) -> Response {
+/// response that lacks one, the request's series in `/metrics`, and one log line.
+///
+/// The log line carries the request id, method, route template, status and latency, and nothing
+/// from the request itself: not the raw path or query, not a header, not a byte of the body. That
+/// is what keeps emails, phone numbers, tokens and ticket codes out of the logs (a test greps the
+/// log of a whole on-sale for them).
+async fn frame(State(frame_state): State<Arc<Frame>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
@@ -212,9 +250,14 @@ async fn frame(mut req: Request, next: Next) -> Response {
         .is_some_and(|v| v.as_bytes().starts_with(problem::CONTENT_TYPE.as_bytes()));
     if (status.is_client_error() || status.is_server_error()) && !is_problem {
         let mut fresh = Problem::for_status(status).into_response();
-        for name in [header::ALLOW, header::RETRY_AFTER] {
-            if let Some(v) = resp.headers().get(&name) {
-                fresh.headers_mut().insert(name, v.clone());
+        for name in [
+            &header::ALLOW,
+            &header::RETRY_AFTER,
+            &ratelimit::RATELIMIT,
+            &ratelimit::RATELIMIT_POLICY,
+        ] {
+            if let Some(v) = resp.headers().get(name) {
+                fresh.headers_mut().insert(name.clone(), v.clone());
             }
         }
         resp = fresh;
@@ -235,12 +278,24 @@ async fn frame(mut req: Request, next: Next) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.remove(header::SERVER);
 
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let route = route.as_ref().map_or("-", MatchedPath::as_str);
-    if status.is_server_error() {
-        tracing::warn!(request_id = %id, %method, route, status = status.as_u16(), ms, "request failed");
+    let elapsed = started.elapsed();
+    let route = route.as_ref().map(MatchedPath::as_str);
+    frame_state
+        .app
+        .metrics()
+        .record_request(route, status.as_u16(), elapsed);
+    // Milliseconds with microsecond precision, and the route unquoted: a line a person can read.
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let latency_ms = format_args!("{ms:.3}");
+    let route = route.unwrap_or(crate::metrics::UNMATCHED);
+    let status = status.as_u16();
+    if status >= 500 {
+        let slow = elapsed >= frame_state.slow;
+        tracing::warn!(request_id = %id, %method, %route, status, latency_ms, slow, "request failed");
+    } else if elapsed >= frame_state.slow {
+        tracing::warn!(request_id = %id, %method, %route, status, latency_ms, slow = true, "slow request");
     } else {
-        tracing::debug!(request_id = %id, %method, route, status = status.as_u16(), ms, "request");
+        tracing::info!(request_id = %id, %method, %route, status, latency_ms, "request");
     }
     resp
 }

@@ -511,6 +511,7 @@ pub fn finish(doc: &mut Value) {
                 "outcome_unknown",
                 "storage_unavailable",
                 "too_many_connections",
+                "host_not_allowed",
             ];
             if authenticates {
                 codes.push("unauthorized");
@@ -526,7 +527,11 @@ pub fn finish(doc: &mut Value) {
                 codes.push("validation_failed");
             }
             if write {
-                codes.extend(["payload_too_large", "unsupported_media_type"]);
+                codes.extend([
+                    "payload_too_large",
+                    "unsupported_media_type",
+                    "forbidden_origin",
+                ]);
             }
             if body {
                 codes.extend([

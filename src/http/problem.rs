@@ -68,6 +68,16 @@ const CODES: &[(&str, u16, &str)] = &[
         "this Idempotency-Key was used by this token for a different request",
     ),
     (
+        "forbidden_origin",
+        403,
+        "a write from a web page of another origin (the `Origin` header is not an allowed one)",
+    ),
+    (
+        "host_not_allowed",
+        421,
+        "the `Host` is not one this box answers for (`http.allowed_hosts`): DNS-rebinding defence",
+    ),
+    (
         "attendee_erased",
         410,
         "this Idempotency-Key's first answer held personal data of an attendee since erased; it is \

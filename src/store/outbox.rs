@@ -20,7 +20,7 @@ pub fn record(
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?
     .execute(params![id, kind.as_str(), aggregate_id, payload, now])?;
-    tx.note_outbox_row();
+    tx.note_outbox_row(kind);
     Ok(())
 }
 

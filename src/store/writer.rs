@@ -16,13 +16,41 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::domain::DomainEventType;
+
+/// How many domain events of each kind a transaction recorded in the outbox. The writer reports the
+/// tally of a group only once it has committed, so counters fed from it (`/metrics`) count what is
+/// durable, never what was attempted and rolled back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventTally([u32; DomainEventType::ALL.len()]);
+
+impl EventTally {
+    /// Events of this kind.
+    pub fn get(&self, kind: DomainEventType) -> u32 {
+        self.0[kind as usize]
+    }
+
+    /// Every kind with its count (zeros included).
+    pub fn iter(&self) -> impl Iterator<Item = (DomainEventType, u32)> + '_ {
+        DomainEventType::ALL.iter().map(|k| (*k, self.get(*k)))
+    }
+
+    /// Events of every kind together: the outbox rows written.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|n| u64::from(*n)).sum()
+    }
+
+    fn add(&mut self, kind: DomainEventType) {
+        self.0[kind as usize] = self.0[kind as usize].saturating_add(1);
+    }
+}
 
 /// The write transaction a command runs in. Only the writer thread creates one, so every function that
 /// takes `&Tx` is known to run inside the single writer's transaction, together with its outbox rows.
 pub struct Tx<'c> {
     conn: &'c Connection,
     depth: Cell<u32>,
-    outbox_rows: Cell<u64>,
+    events: Cell<EventTally>,
 }
 
 impl<'c> Tx<'c> {
@@ -30,7 +58,7 @@ impl<'c> Tx<'c> {
         Self {
             conn,
             depth: Cell::new(0),
-            outbox_rows: Cell::new(0),
+            events: Cell::new(EventTally::default()),
         }
     }
 
@@ -47,7 +75,7 @@ impl<'c> Tx<'c> {
         let depth = self.depth.get();
         self.exec(&format!("SAVEPOINT sp{depth}"))?;
         self.depth.set(depth + 1);
-        let outbox_before = self.outbox_rows.get();
+        let events_before = self.events.get();
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
         self.depth.set(depth);
         // On some errors (disk full, I/O) SQLite rolls the whole transaction back by itself. The
@@ -55,7 +83,7 @@ impl<'c> Tx<'c> {
         // the one worth reporting; the writer sees the loss and fails the whole group.
         let lost = self.conn.is_autocommit();
         if lost || !matches!(result, Ok(Ok(_))) {
-            self.outbox_rows.set(outbox_before);
+            self.events.set(events_before);
         }
         match result {
             Ok(Ok(_)) if lost => Err(StoreError::TransactionLost.into()),
@@ -89,9 +117,12 @@ impl<'c> Tx<'c> {
         self.exec(&format!("RELEASE sp{depth}"))
     }
 
-    /// Counts outbox rows written, so the commit can wake the outbox processor.
-    pub(crate) fn note_outbox_row(&self) {
-        self.outbox_rows.set(self.outbox_rows.get() + 1);
+    /// Counts an outbox row written, by kind: the commit wakes the outbox processor, and the counts
+    /// of a committed group feed the business counters of `/metrics`.
+    pub(crate) fn note_outbox_row(&self, kind: DomainEventType) {
+        let mut tally = self.events.get();
+        tally.add(kind);
+        self.events.set(tally);
     }
 }
 
@@ -105,8 +136,14 @@ impl Deref for Tx<'_> {
 /// What one group commit did, for metrics, for waking the outbox processor, and for the read cache.
 #[derive(Debug, Clone)]
 pub struct CommitReport {
+    /// Commands in the group (the batch size).
     pub commands: usize,
+    /// Outbox rows committed (0 when the group failed).
     pub outbox_rows: u64,
+    /// The domain events committed, by kind (all zero when the group failed).
+    pub events: EventTally,
+    /// From `BEGIN IMMEDIATE` to the end of `COMMIT` (its fsync included): what the group's callers
+    /// waited for, besides their time in the queue.
     pub duration: Duration,
     pub ok: bool,
     /// The events and attendees whose rows the group wrote (also when it failed: a cache may drop
@@ -330,6 +367,7 @@ fn run(
                     let report = CommitReport {
                         commands: 0,
                         outbox_rows: 0,
+                        events: EventTally::default(),
                         duration: Duration::ZERO,
                         ok: true,
                         touched: Vec::new(),
@@ -358,7 +396,7 @@ fn run(
         let commands = batch.len();
         let before = data_version(&conn);
         let foreign_change = before != version;
-        let mut outbox_rows = 0;
+        let mut events = EventTally::default();
         let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
             Err(e) => Err(StoreError::from(e)),
             Ok(()) => {
@@ -375,7 +413,7 @@ fn run(
                     // rest of the group is refused and everyone is told the group failed.
                     lost = conn.is_autocommit();
                 }
-                outbox_rows = tx.outbox_rows.get();
+                events = tx.events.get();
                 if lost {
                     Err(StoreError::TransactionLost)
                 } else {
@@ -393,7 +431,7 @@ fn run(
             }
         };
         if outcome.is_err() {
-            outbox_rows = 0;
+            events = EventTally::default();
         }
         // Commands never ran when BEGIN failed: they are answered with its error.
         for job in batch.drain(..) {
@@ -407,7 +445,8 @@ fn run(
         touched.dedup();
         let report = CommitReport {
             commands,
-            outbox_rows,
+            outbox_rows: events.total(),
+            events,
             duration: started.elapsed(),
             ok: outcome.is_ok(),
             touched,
@@ -417,7 +456,7 @@ fn run(
         // was someone else.
         version = before;
         // Hooks run before the callers are answered: a caller that reads right after its write must
-        // find the cache already cleared of what the write changed.
+        // find the cache already cleared of what the write changed, and the commit in the metrics.
         run_hooks(&hooks, &report);
         for reply in replies.drain(..) {
             reply(outcome.as_ref().map(|_| ()));
@@ -425,5 +464,26 @@ fn run(
         if let Err(e) = &outcome {
             tracing::error!(error = %e, commands, "group commit failed; every command in it was answered with the error");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_has_a_slot_per_kind_at_its_discriminant() {
+        let mut tally = EventTally::default();
+        for (i, kind) in DomainEventType::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?} is out of place in ALL");
+            for _ in 0..=i {
+                tally.add(*kind);
+            }
+        }
+        for (i, (kind, n)) in tally.iter().enumerate() {
+            assert_eq!(n as usize, i + 1, "{kind:?}");
+        }
+        let n = DomainEventType::ALL.len() as u64;
+        assert_eq!(tally.total(), n * (n + 1) / 2);
     }
 }

@@ -175,7 +175,7 @@ async fn oversized_bodies_and_heads_are_refused_before_they_are_read() {
     let resp = raw(
         &t,
         format!(
-            "POST /api/v1/events HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n{{\"name\":\"x\"}}"
+            "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n{{\"name\":\"x\"}}"
         )
         .as_bytes(),
     );
@@ -188,7 +188,7 @@ async fn oversized_bodies_and_heads_are_refused_before_they_are_read() {
     // A 10 MB body announced by its length: 413 before it is read.
     let resp = raw(
         &t,
-        format!("POST /api/v1/events HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 10485760\r\n\r\n").as_bytes(),
+        format!("POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: 10485760\r\n\r\n").as_bytes(),
     );
     assert!(
         resp.starts_with("HTTP/1.1 413") && resp.contains("payload_too_large"),
@@ -203,7 +203,7 @@ async fn oversized_bodies_and_heads_are_refused_before_they_are_read() {
         move || {
             let mut s = TcpStream::connect(addr).expect("connect");
             s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-            let head = format!("POST /api/v1/events HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let head = format!("POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
             s.write_all(head.as_bytes()).expect("head");
             let chunk = format!("{:x}\r\n{}\r\n", 65536, "a".repeat(65536));
             for _ in 0..160 {
@@ -225,14 +225,14 @@ async fn oversized_bodies_and_heads_are_refused_before_they_are_read() {
 
     // Request heads: too large or too many headers -> 431.
     let big = format!(
-        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(64 * 1024)
     );
     assert!(raw(&t, big.as_bytes()).starts_with("HTTP/1.1 431"));
     let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
     assert!(raw(
         &t,
-        format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()
+        format!("GET /health HTTP/1.1\r\nHost: localhost\r\n{many}\r\n").as_bytes()
     )
     .starts_with("HTTP/1.1 431"));
     // Garbage that is not HTTP at all.

@@ -510,6 +510,25 @@ fn start_console(t: &Tmux, dir: &Path, port: u16) {
     t.wait_for("New Year's Gala");
 }
 
+/// The pid of the console `start_console` started.
+fn console_pid(dir: &Path) -> i32 {
+    std::fs::read_to_string(dir.join("console.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+/// Waits (bounded) until the process is gone: until then the console's input thread may still read,
+/// and drop, what the test types into the shell.
+fn wait_exit(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+        assert!(Instant::now() < deadline, "the console did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// GET on the box under test with its admin token.
 fn api(port: u16, dir: &Path, path: &str) -> serde_json::Value {
     let token = std::fs::read_to_string(dir.join("admin.token")).expect("admin.token");
@@ -611,6 +630,7 @@ fn the_console_runs_the_night_in_a_real_terminal() {
     // Quit: the box stops, and the terminal is the shell's again (main screen, cooked mode).
     t.key("q");
     t.wait_for("boxoffice stopped");
+    wait_exit(console_pid(dir.path()));
     assert!(!t.alternate_screen_on());
     t.text("echo restored-$((20+22))");
     t.key("Enter");
@@ -626,17 +646,14 @@ fn sigterm_restores_the_terminal() {
     let port = free_port();
     let t = Tmux::start("term");
     start_console(&t, dir.path(), port);
-    let pid: i32 = std::fs::read_to_string(dir.path().join("console.pid"))
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
+    let pid = console_pid(dir.path());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM");
     t.wait_for("boxoffice stopped");
+    wait_exit(pid);
     assert!(!t.alternate_screen_on());
     t.text("echo restored-$((40+2))");
     t.key("Enter");

@@ -26,7 +26,8 @@ fn healthy_within(t: &TestApp, bound: Duration) -> bool {
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
         if let Ok(mut s) = TcpStream::connect(t.addr) {
-            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = s
+                .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
             if read_all(&mut s).starts_with("HTTP/1.1 200") {
                 return true;
             }
@@ -46,7 +47,7 @@ fn a_connection_over_the_cap_gets_a_readable_503_and_slots_free_on_close() {
     let b = TcpStream::connect(t.addr).expect("b");
     std::thread::sleep(Duration::from_millis(200));
     let mut c = TcpStream::connect(t.addr).expect("c");
-    let _ = c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = c.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let resp = read_all(&mut c);
     let (head, body) = resp.split_once("\r\n\r\n").expect("a whole response");
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
@@ -87,7 +88,7 @@ fn clients_that_never_read_lose_their_slots_after_the_write_timeout() {
         t.app.create_event(&actor, new).expect("create");
     }
     let request = format!(
-        "GET /api/v1/events?limit=500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        "GET /api/v1/events?limit=500 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
         t.admin
     );
     let stuck: Vec<TcpStream> = (0..2)
@@ -120,7 +121,7 @@ fn a_body_that_stops_arriving_gets_408() {
     let before = t.snapshot();
     let mut s = TcpStream::connect(t.addr).expect("connect");
     let head = format!(
-        "POST /api/v1/attendees HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"name\"",
+        "POST /api/v1/attendees HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"name\"",
         t.admin
     );
     s.write_all(head.as_bytes()).expect("write");
@@ -138,7 +139,7 @@ fn idle_and_half_sent_connections_are_closed() {
     });
     // Idle after one request on a keep-alive connection.
     let mut idle = TcpStream::connect(t.addr).expect("connect");
-    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("write");
     idle.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
@@ -150,7 +151,7 @@ fn idle_and_half_sent_connections_are_closed() {
     assert!(rest.is_empty(), "closed without another byte");
     // Slowloris: a head that never completes.
     let mut slow = TcpStream::connect(t.addr).expect("connect");
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .expect("write");
     let resp = read_all(&mut slow);
     assert!(

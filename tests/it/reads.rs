@@ -4,8 +4,8 @@
 use boxoffice::domain::Role;
 use serde_json::{json, Value};
 
+use crate::support::{sample, scrape};
 use crate::support::{spawn_app, TestApp};
-use crate::webhooks::{sample, scrape};
 
 async fn cache_counts(t: &TestApp, kind: &str) -> (f64, f64) {
     let m = scrape(t).await;

@@ -13,7 +13,6 @@
 //! The run is seeded, so CI repeats the same requests; change the seed to explore further. It needs
 //! Python's schemathesis (`.ci/run` installs the pinned version) and fails, never skips, without it.
 
-use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,7 +61,7 @@ async fn schemathesis_finds_nothing_against_the_release_binary() {
     let config = dir.path().join("boxoffice.toml");
     std::fs::write(&config, "[outbox]\nenabled = false\n").expect("config");
     let mut server =
-        Server::start_with(dir.path(), &[OsStr::new("--config"), config.as_os_str()]).await;
+        Server::start_with(dir.path(), &["--config", config.to_str().expect("utf-8")]).await;
     let base = format!("http://{}", server.addr);
     let work = tempfile::tempdir().expect("work dir");
     let har = work.path().join("requests.har");

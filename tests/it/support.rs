@@ -289,12 +289,18 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Starts `boxoffice serve` on `dir` and waits until `/health` answers.
     pub async fn start(dir: &std::path::Path) -> Server {
-        Self::start_with(dir, &[]).await
+        Server::start_with(dir, &[]).await
     }
 
-    /// `start` with more arguments for `serve` (e.g. `--config FILE`).
-    pub async fn start_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Server {
+    /// `start` with more arguments for `serve` (e.g. `--config FILE`). Standard output and error go
+    /// to `dir/server.log`.
+    pub async fn start_with(dir: &std::path::Path, extra: &[&str]) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Server::start_on(dir, addr, extra).await
+    }
+
+    /// `start_with` on a given address.
+    pub async fn start_on(dir: &std::path::Path, addr: SocketAddr, extra: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -391,4 +397,81 @@ pub fn run_cli(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Samples of a `/metrics` scrape: (name, labels, value).
+pub type Samples = Vec<(String, serde_json::Map<String, Value>, f64)>;
+
+/// A `/metrics` text parsed by the reference Prometheus parser (`tests/parse_metrics.py`, which also
+/// checks every histogram is well formed): the samples, and each family's declared type.
+pub fn parse_metrics(text: &[u8]) -> (Samples, std::collections::HashMap<String, String>) {
+    let mut child = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/parse_metrics.py"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to parse /metrics");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text).expect("write metrics");
+    }
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(text)
+    );
+    let mut samples = Vec::new();
+    let mut families = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).expect("a JSON line");
+        if let Some(name) = v["family"].as_str() {
+            let kind = v["type"].as_str().expect("type").to_string();
+            families.insert(name.to_string(), kind);
+            continue;
+        }
+        let labels = v[1].as_object().cloned().unwrap_or_default();
+        samples.push((
+            v[0].as_str().expect("name").to_string(),
+            labels,
+            v[2].as_f64().expect("value"),
+        ));
+    }
+    (samples, families)
+}
+
+/// `GET /metrics` (anonymous, as Prometheus scrapes), parsed by the reference parser.
+pub async fn scrape_families(t: &TestApp) -> (Samples, std::collections::HashMap<String, String>) {
+    let r = t.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type().starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.content_type()
+    );
+    parse_metrics(&r.bytes)
+}
+
+/// `GET /metrics`, parsed by the reference Prometheus parser: (name, labels, value) per sample.
+pub async fn scrape(t: &TestApp) -> Samples {
+    scrape_families(t).await.0
+}
+
+/// The value of the sample with this name whose labels include `labels`.
+pub fn sample(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).and_then(Value::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
 }

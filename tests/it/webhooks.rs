@@ -16,7 +16,7 @@ use boxoffice::domain::Role;
 use boxoffice::outbox::Processor;
 use serde_json::{json, Value};
 
-use crate::support::{free_port, spawn_app, spawn_app_opts, Server, TestApp};
+use crate::support::{free_port, sample, scrape, spawn_app, spawn_app_opts, Server, TestApp};
 
 // ----- a receiver -----
 
@@ -1150,66 +1150,6 @@ fn the_outbox_layers_keep_their_boundaries() {
         !read("src/app/webhooks.rs").contains("prepare_cached"),
         "app/webhooks.rs runs SQL"
     );
-}
-
-/// `GET /metrics`, parsed by the reference Prometheus parser: (name, labels, value) per sample.
-pub(crate) async fn scrape(t: &TestApp) -> Vec<(String, serde_json::Map<String, Value>, f64)> {
-    let r = t.get("/metrics", None).await;
-    assert_eq!(r.status, 200);
-    assert!(
-        r.content_type().starts_with("text/plain; version=0.0.4"),
-        "{}",
-        r.content_type()
-    );
-    let mut child = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/parse_metrics.py"
-        ))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed to parse /metrics");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(&r.bytes).expect("write metrics");
-    }
-    let out = child.wait_with_output().expect("parser");
-    assert!(
-        out.status.success(),
-        "the Prometheus parser refused /metrics: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("sample");
-            let labels = v[1].as_object().cloned().unwrap_or_default();
-            (
-                v[0].as_str().expect("name").to_string(),
-                labels,
-                v[2].as_f64().expect("value"),
-            )
-        })
-        .collect()
-}
-
-pub(crate) fn sample(
-    samples: &[(String, serde_json::Map<String, Value>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
-    samples
-        .iter()
-        .find(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).and_then(Value::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| *v)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

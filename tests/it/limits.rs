@@ -1,0 +1,197 @@
+//! Rate limits over real HTTP: per client address for anonymous callers, per token otherwise, with
+//! the IETF `RateLimit-Policy` / `RateLimit` headers on every answer of a limited class and 429
+//! `rate_limited` with `Retry-After` over the limit. The server runs on a manual clock, so "within a
+//! minute" is exact: quotas refill only when the test moves the clock.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use boxoffice::app::ManualClock;
+use boxoffice::config::{HttpConfig, RateLimitConfig};
+use boxoffice::domain::{Role, Timestamp};
+use serde_json::json;
+
+use crate::support::{spawn_app_full, Resp, TestApp};
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::from_millis(1_900_000_000_000)))
+}
+
+fn with_limits(limits: RateLimitConfig, clock: Arc<ManualClock>) -> TestApp {
+    let cfg = HttpConfig {
+        rate_limit: limits,
+        ..HttpConfig::default()
+    };
+    spawn_app_full(cfg, clock)
+}
+
+fn header<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
+    r.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_101st_anonymous_request_in_a_minute_is_refused_with_the_headers() {
+    let clock = clock();
+    let t = spawn_app_full(HttpConfig::default(), clock.clone());
+    for i in 0..100 {
+        // Every answer of a limited class has the headers, a 404 as much as a 200.
+        let path = if i == 50 {
+            "/no/such/page"
+        } else {
+            "/api/v1/events"
+        };
+        let r = t.get(path, None).await;
+        assert_eq!(r.status, if i == 50 { 404 } else { 200 });
+        assert_eq!(
+            header(&r, "ratelimit-policy"),
+            Some("\"anonymous\";q=100;w=60")
+        );
+        let state = header(&r, "ratelimit").expect("RateLimit");
+        assert!(
+            state.starts_with(&format!("\"anonymous\";r={};t=", 99 - i)),
+            "request {}: {state}",
+            i + 1
+        );
+    }
+    let refused = t.get("/api/v1/events", None).await;
+    refused.assert_problem(429, "rate_limited");
+    assert_eq!(header(&refused, "retry-after"), Some("1"));
+    assert_eq!(
+        header(&refused, "ratelimit-policy"),
+        Some("\"anonymous\";q=100;w=60")
+    );
+    assert_eq!(
+        header(&refused, "ratelimit"),
+        Some("\"anonymous\";r=0;t=60")
+    );
+    assert!(refused.headers.contains_key("x-request-id"));
+
+    // One request comes back every 0.6 s.
+    clock.advance_millis(600);
+    assert_eq!(t.get("/api/v1/events", None).await.status, 200);
+    t.get("/api/v1/events", None)
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_kiosks_limit_does_not_touch_another_kiosk_and_a_refusal_changes_nothing() {
+    let limits = RateLimitConfig {
+        kiosk_per_minute: 5,
+        ..RateLimitConfig::default()
+    };
+    let t = with_limits(limits, clock());
+    let a = t.token(Role::Kiosk, "kiosk-a");
+    let b = t.token(Role::Kiosk, "kiosk-b");
+    for i in 0..5 {
+        let r = t
+            .post(
+                "/api/v1/attendees",
+                Some(&a),
+                json!({"name": "A", "email": format!("a{i}@example.org")}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        assert_eq!(header(&r, "ratelimit-policy"), Some("\"kiosk\";q=5;w=60"));
+        let state = header(&r, "ratelimit").expect("RateLimit");
+        assert!(
+            state.starts_with(&format!("\"kiosk\";r={};", 4 - i)),
+            "{state}"
+        );
+    }
+    let before = t.snapshot();
+    let refused = t
+        .post(
+            "/api/v1/attendees",
+            Some(&a),
+            json!({"name": "A", "email": "a-too-many@example.org"}),
+        )
+        .await;
+    refused.assert_problem(429, "rate_limited");
+    assert_eq!(header(&refused, "retry-after"), Some("12"));
+    assert_eq!(
+        t.snapshot(),
+        before,
+        "a refused request changed the database"
+    );
+
+    // Kiosk B has its whole quota; the address's anonymous quota is untouched too.
+    let other = t.get("/api/v1/events", Some(&b)).await;
+    assert_eq!(other.status, 200);
+    assert_eq!(header(&other, "ratelimit"), Some("\"kiosk\";r=4;t=12"));
+    let anonymous = t.get("/api/v1/events", None).await;
+    assert_eq!(anonymous.status, 200);
+    assert_eq!(
+        header(&anonymous, "ratelimit"),
+        Some("\"anonymous\";r=99;t=1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_tokens_are_not_limited_by_default_and_operators_are() {
+    let t = spawn_app_full(HttpConfig::default(), clock());
+    for _ in 0..250 {
+        let r = t.get("/api/v1/events", Some(&t.admin)).await;
+        assert_eq!(r.status, 200);
+        assert!(!r.headers.contains_key("ratelimit"));
+        assert!(!r.headers.contains_key("ratelimit-policy"));
+    }
+    let op = t.token(Role::Operator, "door");
+    let r = t.get("/api/v1/events", Some(&op)).await;
+    assert_eq!(
+        header(&r, "ratelimit-policy"),
+        Some("\"operator\";q=6000;w=60")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tokens_spend_the_anonymous_quota_of_their_address() {
+    let limits = RateLimitConfig {
+        anonymous_per_minute: 3,
+        ..RateLimitConfig::default()
+    };
+    let t = with_limits(limits, clock());
+    for _ in 0..3 {
+        let r = t
+            .get("/api/v1/stats", Some("bo_guessedtokenguessedtoken"))
+            .await;
+        r.assert_problem(401, "unauthorized");
+        assert_eq!(
+            header(&r, "ratelimit-policy"),
+            Some("\"anonymous\";q=3;w=60")
+        );
+    }
+    t.get("/api/v1/stats", Some("bo_anotherguessanotherguess"))
+        .await
+        .assert_problem(429, "rate_limited");
+    t.get("/health", None)
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_address_has_its_own_anonymous_quota() {
+    let limits = RateLimitConfig {
+        anonymous_per_minute: 2,
+        ..RateLimitConfig::default()
+    };
+    let t = with_limits(limits, clock());
+    // Every 127.0.0.0/8 address is this machine: three clients from three addresses.
+    for last in 2..5u8 {
+        let from = IpAddr::from([127, 0, 0, last]);
+        let client = reqwest::Client::builder()
+            .local_address(from)
+            .build()
+            .expect("client");
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let r = client
+                .get(t.url("/api/v1/events"))
+                .send()
+                .await
+                .expect("send");
+            statuses.push(r.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 429], "from {from}");
+    }
+}
