@@ -117,7 +117,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         .unwrap_or_else(|| PathBuf::from(format!("bench-results/{}.json", cli.scenario.name())));
     let info = ServerInfo {
         binary: binary.display().to_string(),
-        args: Vec::new(),
         config_toml: server::CONFIG_TOML,
     };
 
@@ -136,7 +135,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             eprintln!("boxoffice-bench: all: {}", scenario.name());
             match run_one(scenario, &binary, &report.params, cli.keep).await {
                 Ok(ran) => {
-                    report.server.args.clone_from(&ran.args);
                     print!("{}", report::verification(&ran.report));
                     report.scenarios.push(ran.report);
                 }
@@ -158,7 +156,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         print!("{}", report::summary(&report.scenarios, &report.not_run));
     } else {
         let ran = run_one(cli.scenario, &binary, &report.params, cli.keep).await?;
-        report.server.args.clone_from(&ran.args);
         print!("{}", report::table(std::slice::from_ref(&ran.report)));
         println!();
         print!("{}", report::figures(std::slice::from_ref(&ran.report)));
@@ -181,10 +178,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(report.passed)
 }
 
-/// One scenario's report, the server's arguments and the tail of its log.
+/// One scenario's report and the tail of its server's log.
 struct Ran {
     report: ScenarioReport,
-    args: Vec<String>,
     log_tail: String,
 }
 
@@ -234,6 +230,7 @@ async fn run_one(
         scenario: scenario.name(),
         headline: outcome.headline,
         setup: outcome.setup,
+        server_args: args,
         vs_baseline: None,
         figures,
         verification: Verification {
@@ -245,11 +242,7 @@ async fn run_one(
             passed,
         },
     };
-    Ok(Ran {
-        report,
-        args,
-        log_tail,
-    })
+    Ok(Ran { report, log_tail })
 }
 
 /// The headline's rate and p99 as figures, for the scenarios the issue sets targets on them for.

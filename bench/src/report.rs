@@ -73,8 +73,7 @@ impl Machine {
 #[derive(Debug, Serialize)]
 pub struct ServerInfo {
     pub binary: String,
-    pub args: Vec<String>,
-    /// The config file the server was started with, verbatim.
+    /// The config file every server of the run was started with, verbatim.
     pub config_toml: &'static str,
 }
 
@@ -85,6 +84,8 @@ pub struct ScenarioReport {
     #[serde(flatten)]
     pub headline: Phase,
     pub setup: Vec<Phase>,
+    /// The arguments the scenario's server was started with (its own data dir and port).
+    pub server_args: Vec<String>,
     /// The headline rate as a share of `baseline`'s in the same run (`all` only).
     pub vs_baseline: Option<f64>,
     /// Figures beside the headline, each with the target where it sets one.

@@ -1,5 +1,6 @@
 //! The server under test: the real `boxoffice` binary, started in a fresh data directory on a free
-//! loopback port, stopped with SIGTERM, and checked offline afterwards with `boxoffice check`.
+//! loopback port, stopped with SIGTERM, and checked offline afterwards with `boxoffice check`. The
+//! `scale` scenario stops it, writes into its file, and starts it again on the same directory.
 //!
 //! A `Server` that is dropped while still running is killed, so a failed benchmark never leaves a
 //! stray server behind.
