@@ -81,6 +81,9 @@ pub struct Call {
     pub path: Arc<str>,
     /// A JSON body; sent with `Content-Type: application/json`, as the server requires on writes.
     pub body: Option<Bytes>,
+    /// The status this call must get when it differs from its phase's (a mixed phase sends reads
+    /// answered 200 and sales answered 201).
+    pub expect: Option<StatusCode>,
 }
 
 impl Call {
@@ -89,6 +92,7 @@ impl Call {
             method: Method::GET,
             path: path.into(),
             body: None,
+            expect: None,
         }
     }
 
@@ -97,6 +101,15 @@ impl Call {
             method: Method::POST,
             path: path.into(),
             body,
+            expect: None,
+        }
+    }
+
+    /// The same call, counted as a success only when answered `status`.
+    pub fn expecting(self, status: StatusCode) -> Self {
+        Self {
+            expect: Some(status),
+            ..self
         }
     }
 }

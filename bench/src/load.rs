@@ -70,7 +70,8 @@ fn rate(requests: usize, elapsed: Duration) -> f64 {
 }
 
 /// Sends `total` requests over `connections` connections. `request(i)` builds the i-th request;
-/// `on_success(i, body)` sees the body of every response whose status is `expect`.
+/// `on_success(i, body)` sees the body of every response whose status is `expect` (or the call's own
+/// `Call::expect`).
 ///
 /// Neither closure is timed separately, so both should be cheap: prepare request bodies beforehand.
 pub async fn run<R, S>(
@@ -124,7 +125,7 @@ where
                 match conn.send(&call).await {
                     Ok(reply) => {
                         tally.latencies.push(t0.elapsed());
-                        if reply.status == expect {
+                        if reply.status == call.expect.unwrap_or(expect) {
                             on_success(i, &reply.body);
                         } else {
                             tally.error(reply.status.as_u16().to_string(), &samples, || {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::load::Phase;
 use crate::scenario::{Check, Params};
 use crate::server::{Checked, Stopped};
+use crate::targets::{thousands, Figure};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -22,8 +23,16 @@ pub struct Report {
     pub server: ServerInfo,
     pub params: Params,
     pub scenarios: Vec<ScenarioReport>,
+    /// Scenarios that could not run to the end (`all` goes on with the next one), with the error.
+    pub not_run: Vec<NotRun>,
     /// True when every check of every scenario held.
     pub passed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotRun {
+    pub scenario: &'static str,
+    pub error: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,8 +73,7 @@ impl Machine {
 #[derive(Debug, Serialize)]
 pub struct ServerInfo {
     pub binary: String,
-    pub args: Vec<String>,
-    /// The config file the server was started with, verbatim.
+    /// The config file every server of the run was started with, verbatim.
     pub config_toml: &'static str,
 }
 
@@ -76,6 +84,12 @@ pub struct ScenarioReport {
     #[serde(flatten)]
     pub headline: Phase,
     pub setup: Vec<Phase>,
+    /// The arguments the scenario's server was started with (its own data dir and port).
+    pub server_args: Vec<String>,
+    /// The headline rate as a share of `baseline`'s in the same run (`all` only).
+    pub vs_baseline: Option<f64>,
+    /// Figures beside the headline, each with the target where it sets one.
+    pub figures: Vec<Figure>,
     pub verification: Verification,
 }
 
@@ -135,6 +149,64 @@ fn row(out: &mut String, label: &str, p: &Phase) {
         p.latency.max_ms,
         p.error_count
     );
+}
+
+/// The figures of each scenario, one line each, saying which targets they meet.
+pub fn figures(scenarios: &[ScenarioReport]) -> String {
+    let mut out = String::new();
+    for s in scenarios {
+        for f in &s.figures {
+            let _ = writeln!(out, "{}: {f}", s.scenario);
+        }
+    }
+    out
+}
+
+/// `all`'s one table: a row per scenario with its headline, its ratio to `baseline` and its figures.
+pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<11} {:>9} {:>7} {:>7} {:>7} {:>7} {:>10}  figures [target: met?]",
+        "scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "x baseline"
+    );
+    for s in scenarios {
+        let h = &s.headline;
+        let ratio = s
+            .vs_baseline
+            .map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
+        let figures: Vec<String> = s.figures.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{:<11} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>10}  {}",
+            s.scenario,
+            thousands(h.rps),
+            h.latency.p50_ms,
+            h.latency.p95_ms,
+            h.latency.p99_ms,
+            h.error_count,
+            ratio,
+            figures.join("; ")
+        );
+    }
+    for n in not_run {
+        let _ = writeln!(
+            out,
+            "{:<11} did not run to the end: {}",
+            n.scenario, n.error
+        );
+    }
+    let judged: Vec<(&str, &Figure)> = scenarios
+        .iter()
+        .flat_map(|s| s.figures.iter().map(move |f| (s.scenario, f)))
+        .filter(|(_, f)| f.met.is_some())
+        .collect();
+    let met = judged.iter().filter(|(_, f)| f.met == Some(true)).count();
+    let _ = writeln!(out, "\ntargets met: {met} of {}", judged.len());
+    for (scenario, f) in judged.iter().filter(|(_, f)| f.met == Some(false)) {
+        let _ = writeln!(out, "  missed: {scenario}: {f}");
+    }
+    out
 }
 
 /// The verification lines of one scenario, then its errors if there were any.

@@ -1,5 +1,6 @@
 //! The server under test: the real `boxoffice` binary, started in a fresh data directory on a free
-//! loopback port, stopped with SIGTERM, and checked offline afterwards with `boxoffice check`.
+//! loopback port, stopped with SIGTERM, and checked offline afterwards with `boxoffice check`. The
+//! `scale` scenario stops it, writes into its file, and starts it again on the same directory.
 //!
 //! A `Server` that is dropped while still running is killed, so a failed benchmark never leaves a
 //! stray server behind.
@@ -16,15 +17,29 @@ use serde::Serialize;
 
 use crate::client::{Call, Target};
 
-/// The server config every benchmark uses. Logging at `warn` keeps per-request log lines out of the
-/// measurement; the connection cap is raised so it is never what limits a scenario. The benchmark
-/// sends everything with the admin token (and polls `/health` anonymously) from one address, so
-/// every class gets a limit far above what a scenario sends (60 million a minute, a million a
-/// second): nothing is refused, and the limiter still does its work on every request, as it does
-/// for kiosks in production.
-pub const CONFIG_TOML: &str = "log = \"warn\"\n\n[http]\nmax_connections = 4096\n\n\
-[http.rate_limit]\nanonymous_per_minute = 60000000\nkiosk_per_minute = 60000000\n\
-operator_per_minute = 60000000\nadmin_per_minute = 60000000\n";
+/// The server config every benchmark uses, verbatim: the report prints it and the JSON stores it, so
+/// a figure always comes with the settings it was measured under. Anything not set here is the
+/// server's default (`fixtures/boxoffice.example.toml`). The server refuses unknown keys, so this file
+/// only ever holds keys the build under test accepts.
+pub const CONFIG_TOML: &str = r#"# boxoffice-bench: the server config of this run. Keys not set here have the server's defaults
+# (fixtures/boxoffice.example.toml), the read cache's sizes and TTLs included: the box as shipped.
+
+# Per-request log lines would be part of the measurement.
+log = "warn"
+
+[http]
+# Raised from 1024 so the connection cap never limits a scenario.
+max_connections = 4096
+
+# The benchmark sends from one address with one token per role: every class gets a limit far above
+# what a scenario sends (60 million a minute), so nothing is refused and the limiter still does its
+# work on every request, as it does for kiosks in production.
+[http.rate_limit]
+anonymous_per_minute = 60000000
+kiosk_per_minute = 60000000
+operator_per_minute = 60000000
+admin_per_minute = 60000000
+"#;
 
 /// The `[http.rate_limit]` lines of `CONFIG_TOML`, for the benchmark to print what it runs with.
 pub fn rate_limits() -> String {
@@ -38,7 +53,8 @@ pub fn rate_limits() -> String {
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(50);
+/// How often start-up and shutdown are polled; also the resolution of the measured start-up time.
+const POLL: Duration = Duration::from_millis(10);
 
 /// A running server and the directory it owns.
 pub struct Server {
@@ -83,48 +99,70 @@ impl Server {
         fs::write(&config_path, CONFIG_TOML)
             .with_context(|| format!("write {}", config_path.display()))?;
         let log_path = data_dir.join("server.log");
-        let log =
-            File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
-        let log_err = log.try_clone().context("clone log file handle")?;
-
         let addr = free_port()?;
-        let args = vec![
-            "serve".to_string(),
-            "--listen".to_string(),
-            addr.to_string(),
-            "--data-dir".to_string(),
-            data_dir.display().to_string(),
-            "--config".to_string(),
-            config_path.display().to_string(),
-        ];
-        let child = Command::new(binary)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
-
         let mut server = Self {
             binary: binary.to_path_buf(),
             data_dir,
             log_path,
-            args,
-            child: Some(child),
+            args: Vec::new(),
+            child: None,
             addr,
             admin: Target::anonymous(addr)?,
         };
-        if let Err(e) = server.wait_ready().await {
+        if let Err(e) = server.launch().await {
             // Nothing useful is left in the directory once the log tail is in the error.
             server.kill();
             let _ = server.remove_data();
             return Err(e);
         }
-        let token_path = server.data_dir.join("admin.token");
+        Ok(server)
+    }
+
+    /// Starts the server again on the same data directory (after `stop`), on a fresh port, and
+    /// answers the time from starting the process to its first `200` from `/health`.
+    pub async fn restart(&mut self) -> anyhow::Result<Duration> {
+        if self.child.is_some() {
+            bail!("restart: the server is still running");
+        }
+        self.addr = free_port()?;
+        let started = Instant::now();
+        self.launch().await?;
+        Ok(started.elapsed())
+    }
+
+    /// Spawns `serve` on `self.addr` with the data dir and config, appending to the log, and waits
+    /// until it is healthy; then reads the admin token written at the first start.
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .with_context(|| format!("open {}", self.log_path.display()))?;
+        let log_err = log.try_clone().context("clone log file handle")?;
+        self.args = vec![
+            "serve".to_string(),
+            "--listen".to_string(),
+            self.addr.to_string(),
+            "--data-dir".to_string(),
+            self.data_dir.display().to_string(),
+            "--config".to_string(),
+            self.data_dir.join("bench.toml").display().to_string(),
+        ];
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .with_context(|| format!("start {}", self.binary.display()))?;
+        self.child = Some(child);
+        self.admin = Target::anonymous(self.addr)?;
+        self.wait_ready().await?;
+        let token_path = self.data_dir.join("admin.token");
         let token = fs::read_to_string(&token_path)
             .with_context(|| format!("read {}", token_path.display()))?;
-        server.admin = server.admin.with_token(token.trim())?;
-        Ok(server)
+        self.admin = self.admin.with_token(token.trim())?;
+        Ok(())
     }
 
     /// Polls `/health` until it answers 200, failing early if the process exits.
@@ -158,6 +196,67 @@ impl Server {
     /// A target that authenticates with the admin token written at first start.
     pub fn admin(&self) -> &Target {
         &self.admin
+    }
+
+    /// The server as an anonymous caller sees it (published events, `/metrics`, `/api/v1/ping`).
+    pub fn anonymous(&self) -> anyhow::Result<Target> {
+        Target::anonymous(self.addr)
+    }
+
+    /// Creates a token with `boxoffice token create` (the only way to make one: tokens are not an API
+    /// resource) and answers a target that authenticates with it. Run while serving, it is another
+    /// process writing the same file, which is what the command is for.
+    pub fn create_token(&self, role: &str, name: &str) -> anyhow::Result<Target> {
+        let out = Command::new(&self.binary)
+            .arg("token")
+            .arg("create")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--role")
+            .arg(role)
+            .arg("--name")
+            .arg(name)
+            .output()
+            .with_context(|| format!("run {} token create", self.binary.display()))?;
+        if !out.status.success() {
+            bail!(
+                "token create --role {role} --name {name}: {}: {}",
+                describe(out.status),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let token = String::from_utf8(out.stdout).context("token create printed non-UTF-8")?;
+        self.admin.with_token(token.trim())
+    }
+
+    /// The running server's peak resident set size in bytes (`VmHWM` in /proc; Linux only).
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line
+            .trim_start_matches("VmHWM:")
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
+    /// The database file, where the server keeps it in its data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("boxoffice.db")
+    }
+
+    /// Bytes of the database file plus its write-ahead log, as they are now.
+    pub fn db_bytes(&self) -> u64 {
+        let db = self.db_path();
+        let wal = self.data_dir.join("boxoffice.db-wal");
+        [db, wal]
+            .iter()
+            .filter_map(|p| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// The `boxoffice` binary under test (the console scenario starts its console from it).

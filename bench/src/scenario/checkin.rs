@@ -123,5 +123,6 @@ pub async fn checkin(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         setup,
         values,
         checks,
+        figures: Vec::new(),
     })
 }

@@ -346,5 +346,6 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         setup,
         values,
         checks,
+        figures: Vec::new(),
     })
 }

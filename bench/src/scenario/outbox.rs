@@ -392,5 +392,6 @@ pub async fn outbox(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         setup,
         values,
         checks,
+        figures: Vec::new(),
     })
 }

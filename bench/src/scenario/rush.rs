@@ -33,17 +33,28 @@ struct Registration {
 /// The live counts of an event, as `GET /api/v1/events/{id}` reports them.
 #[derive(Deserialize)]
 pub(super) struct EventCounts {
-    capacity: i64,
+    pub(super) capacity: i64,
     pub(super) confirmed: i64,
-    offered: i64,
-    waitlisted: i64,
+    pub(super) offered: i64,
+    pub(super) waitlisted: i64,
     pub(super) checked_in: i64,
 }
 
 pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
+    rush_as(server, p, "rush", "bench").await
+}
+
+/// The rush as its own phase `label`, with attendees whose emails start with `prefix` (a second rush
+/// on the same server needs people of its own).
+pub(super) async fn rush_as(
+    server: &Server,
+    p: &Params,
+    label: &str,
+    prefix: &str,
+) -> anyhow::Result<Outcome> {
     let admin = server.admin();
     let n = p.registrations;
-    let (event, ids, setup) = on_sale(server, p, p.capacity).await?;
+    let (event, ids, setup) = on_sale_as(server, p, p.capacity, prefix).await?;
 
     // The rush: every attendee registers once. Bodies are prepared here so the loop only sends.
     let bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -54,7 +65,7 @@ pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     let path: Arc<str> = format!("/api/v1/events/{}/registrations", event.id).into();
     let seen = Arc::new(Seen::default());
     let headline = load::run(
-        "rush",
+        label,
         admin,
         p.connections,
         n,
@@ -122,6 +133,7 @@ pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         setup,
         values,
         checks,
+        figures: Vec::new(),
     })
 }
 
@@ -132,6 +144,16 @@ pub(super) async fn on_sale(
     server: &Server,
     p: &Params,
     capacity: usize,
+) -> anyhow::Result<(Created, Vec<String>, Vec<Phase>)> {
+    on_sale_as(server, p, capacity, "bench").await
+}
+
+/// `on_sale` with attendees `{prefix}-{i}@example.org`.
+pub(super) async fn on_sale_as(
+    server: &Server,
+    p: &Params,
+    capacity: usize,
+    prefix: &str,
 ) -> anyhow::Result<(Created, Vec<String>, Vec<Phase>)> {
     let admin = server.admin();
     let mut setup = Vec::new();
@@ -169,7 +191,7 @@ pub(super) async fn on_sale(
     drop(conn);
 
     // Setup 2: the attendees, over the same connections the rush will use.
-    let (ids, phase) = create_attendees(server.admin(), p).await?;
+    let (ids, phase) = create_attendees_as(server.admin(), p, prefix).await?;
     setup.push(phase);
     Ok((event, ids, setup))
 }
@@ -180,11 +202,20 @@ pub(super) async fn create_attendees(
     admin: &Target,
     p: &Params,
 ) -> anyhow::Result<(Vec<String>, Phase)> {
+    create_attendees_as(admin, p, "bench").await
+}
+
+/// `create_attendees` with emails `{prefix}-{i}@example.org`.
+pub(super) async fn create_attendees_as(
+    admin: &Target,
+    p: &Params,
+    prefix: &str,
+) -> anyhow::Result<(Vec<String>, Phase)> {
     let n = p.registrations;
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..n)
             .map(|i| {
-                json!({"name": format!("Bench {i}"), "email": format!("bench-{i}@example.org")})
+                json!({"name": format!("Bench {i}"), "email": format!("{prefix}-{i}@example.org")})
                     .to_string()
                     .into()
             })
