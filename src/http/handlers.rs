@@ -833,23 +833,41 @@ pub async fn create_attendee(
     .await
 }
 
+/// An erased attendee is gone as a resource (410): what remains is anonymous history, reachable
+/// through the events and registrations, not a person to read, list tickets of or export.
+fn not_erased(a: Attendee) -> Result<Attendee, Problem> {
+    match a.erased_at {
+        None => Ok(a),
+        Some(at) => Err(Problem::new(
+            StatusCode::GONE,
+            "attendee_erased",
+            "Attendee erased",
+            format!("this attendee's personal data was erased at {at}"),
+        )),
+    }
+}
+
 /// One attendee
+///
+/// 410 `attendee_erased` once the attendee has been erased.
 #[utoipa::path(get, path = "/api/v1/attendees/{id}", tag = "attendees", params(AttendeePath),
     responses((status = 200, description = "The attendee", body = Attendee)),
-    extensions(("x-required-role" = json!("kiosk"))))]
+    extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["attendee_erased"]))))]
 pub async fn get_attendee(
     State(ctx): State<Ctx>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
     let hit = from_cache(&ctx, &caller, Some(Role::Kiosk), |app, _| {
-        Some(Ok(app.get_attendee_cached(AttendeeId::parse(&id)?)?))
+        Some(not_erased(
+            app.get_attendee_cached(AttendeeId::parse(&id)?)?,
+        ))
     });
     if let Some(resp) = hit {
         return resp;
     }
     let r = call(&ctx, caller, Some(Role::Kiosk), move |app, _| {
-        Ok(app.get_attendee(attendee_id(&id)?)?)
+        not_erased(app.get_attendee(attendee_id(&id)?)?)
     })
     .await;
     respond(StatusCode::OK, r)
@@ -861,7 +879,7 @@ pub async fn get_attendee(
 #[utoipa::path(get, path = "/api/v1/attendees/{id}/tickets", tag = "attendees",
     params(AttendeePath, PageParams),
     responses((status = 200, description = "A page of tickets", body = Page<Ticket>)),
-    extensions(("x-required-role" = json!("kiosk"))))]
+    extensions(("x-required-role" = json!("kiosk")), ("x-problem-codes" = json!(["attendee_erased"]))))]
 pub async fn attendee_tickets(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -876,7 +894,9 @@ pub async fn attendee_tickets(
                 "tickets have no status filter",
             )]));
         }
-        Ok(app.attendee_tickets(attendee_id(&id)?, &q.page()?)?)
+        let id = attendee_id(&id)?;
+        not_erased(app.get_attendee(id)?)?;
+        Ok(app.attendee_tickets(id, &q.page()?)?)
     })
     .await;
     respond(StatusCode::OK, r)
@@ -1027,14 +1047,16 @@ pub async fn ping() -> Response {
 #[utoipa::path(get, path = "/api/v1/attendees/{id}/export", tag = "attendees",
     params(AttendeePath),
     responses((status = 200, description = "Everything stored about the attendee", body = app::AttendeeExport)),
-    extensions(("x-required-role" = json!("admin"))))]
+    extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["attendee_erased"]))))]
 pub async fn export_attendee(
     State(ctx): State<Ctx>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
-        Ok(app.export_attendee(&must(actor)?, attendee_id(&id)?)?)
+        let id = attendee_id(&id)?;
+        not_erased(app.get_attendee(id)?)?;
+        Ok(app.export_attendee(&must(actor)?, id)?)
     })
     .await;
     respond(StatusCode::OK, r)

@@ -348,12 +348,17 @@ async fn erasure_cancels_promotes_blanks_replays_frees_the_email_and_is_idempote
     let report = t.app.check().expect("check");
     assert!(report.ok(), "{report:?}");
 
-    // The attendee reads as the tombstone and can no longer register.
-    let a = t.get(&path, Some(&kiosk)).await.json();
-    assert_eq!(
-        (a["name"].as_str(), a["email"].as_str()),
-        (Some("[erased]"), None)
-    );
+    // The attendee is gone as a resource (410, also from the cache that held her) and can no
+    // longer register.
+    for p in [
+        path.clone(),
+        format!("{path}/tickets"),
+        format!("{path}/export"),
+    ] {
+        t.get(&p, Some(&t.admin))
+            .await
+            .assert_problem(410, "attendee_erased");
+    }
     t.post(
         &format!("/api/v1/events/{y}/registrations"),
         Some(&kiosk),
