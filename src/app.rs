@@ -89,7 +89,12 @@ pub struct AppOptions {
     pub store: StoreOptions,
     pub idempotency_ttl_ms: i64,
     pub outbox: OutboxOptions,
+    /// `/health` fails its disk check below this much free space on the data directory.
+    pub min_free_bytes: u64,
 }
+
+/// The default of `store.min_free_bytes`: room for a night's sales and the WAL at its largest.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -97,6 +102,7 @@ impl Default for AppOptions {
             store: StoreOptions::default(),
             idempotency_ttl_ms: 24 * 3600 * 1000,
             outbox: OutboxOptions::default(),
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -127,15 +133,32 @@ impl Actor {
 /// The health checks of the box.
 #[derive(Debug, Clone)]
 pub struct Health {
+    /// Reads answer and a write reaches the disk (see `Store::probe_write`).
     pub database: std::result::Result<(), String>,
     pub writer: std::result::Result<(), String>,
+    /// The data directory's file system is writable and has at least `min_free_bytes` free.
+    pub disk: std::result::Result<(), String>,
+    pub disk_free_bytes: Option<u64>,
     pub writer_queue: usize,
 }
 
 impl Health {
     pub fn ok(&self) -> bool {
-        self.database.is_ok() && self.writer.is_ok()
+        self.database.is_ok() && self.writer.is_ok() && self.disk.is_ok()
     }
+}
+
+/// How long one write probe's answer stands: `/health` is anonymous, and a flood of it must not
+/// turn into a flood of commits.
+const WRITE_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the probe waits for the writer before it calls the writer stalled.
+const WRITE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last write probe and when it ran; the mutex around it lets one caller probe at a time.
+#[derive(Default)]
+struct WriteProbe {
+    last: Mutex<Option<(std::time::Instant, std::result::Result<(), String>)>>,
+    running: Mutex<()>,
 }
 
 /// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
@@ -206,6 +229,7 @@ pub struct App {
     outbox: Arc<OutboxShared>,
     /// When the database was opened, by the app's clock: the start of the uptime.
     opened_at: Timestamp,
+    write_probe: WriteProbe,
 }
 
 /// How long a token found in the database is trusted without looking again. Bounds how long a
@@ -465,6 +489,7 @@ impl App {
             offers_changed: Arc::default(),
             token_cache: Mutex::default(),
             outbox,
+            write_probe: WriteProbe::default(),
         })
     }
 
@@ -940,20 +965,97 @@ impl App {
 
     /// What `/health` reports: each check is `Ok` or says why it fails.
     pub fn health(&self) -> Health {
-        let database = self
+        let reads = self
             .store
             .read(store::ping)
-            .map_err(|e: store::StoreError| e.to_string());
+            .map_err(|e: store::StoreError| format!("reads fail: {e}"));
+        let database = match (reads, self.write_check()) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(r), Ok(())) => Err(r),
+            (Ok(()), Err(w)) => Err(w),
+            (Err(r), Err(w)) => Err(format!("{r}; {w}")),
+        };
         let writer = if self.store.writer_alive() {
             Ok(())
         } else {
             Err("the writer thread has stopped; writes fail until restart".to_string())
         };
+        let min = self.opts.min_free_bytes;
+        let (disk, disk_free_bytes) = match self.store.disk_space() {
+            Err(e) => (Err(format!("cannot read the free space: {e}")), None),
+            Ok(d) if d.read_only => (
+                Err("the file system of the data directory is read-only".to_string()),
+                Some(d.free_bytes),
+            ),
+            Ok(d) if d.free_bytes < min => (
+                Err(format!(
+                    "{} bytes free on the data directory, under the minimum of {min}",
+                    d.free_bytes
+                )),
+                Some(d.free_bytes),
+            ),
+            Ok(d) => (Ok(()), Some(d.free_bytes)),
+        };
         Health {
             database,
             writer,
+            disk,
+            disk_free_bytes,
             writer_queue: self.store.writer_queue(),
         }
+    }
+
+    /// Whether a write reaches the disk, probed at most once a second; callers that arrive while a
+    /// probe runs take the previous answer (or wait for this one if there is none yet).
+    fn write_check(&self) -> std::result::Result<(), String> {
+        let last = || {
+            self.write_probe
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        let fresh = |l: &Option<(std::time::Instant, _)>| {
+            l.as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < WRITE_PROBE_EVERY)
+        };
+        let known = last();
+        if fresh(&known) {
+            return known.map(|(_, r)| r).unwrap_or(Ok(()));
+        }
+        let _probing = match (self.write_probe.running.try_lock(), known) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, r))) => return r,
+            (Err(_), None) => self
+                .write_probe
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        // Someone may have probed while this caller waited for the lock.
+        let known = last();
+        if fresh(&known) {
+            return known.map(|(_, r)| r).unwrap_or(Ok(()));
+        }
+        let r = match self.store.probe_write(WRITE_PROBE_TIMEOUT) {
+            Ok(()) => Ok(()),
+            // A queue full of sales is a busy writer, not a broken one, as long as it commits.
+            Err(store::StoreError::Busy)
+                if self
+                    .store
+                    .since_last_commit()
+                    .is_some_and(|d| d < WRITE_PROBE_TIMEOUT) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("writes fail: {e}")),
+        };
+        *self
+            .write_probe
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), r.clone()));
+        r
     }
 
     pub fn backup(&self, out: &Path) -> Result<()> {

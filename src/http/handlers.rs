@@ -392,6 +392,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
         "database": show(&h.database),
         "writer": show(&h.writer),
         "outbox": outbox_check,
+        "disk": show(&h.disk),
     });
     if h.ok() && outbox_ok {
         return json(
@@ -400,6 +401,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
                 "status": "ok",
                 "checks": checks,
                 "writer_queue": h.writer_queue,
+                "disk_free_bytes": h.disk_free_bytes,
                 "outbox": snapshot,
             }),
         );
@@ -408,6 +410,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
         ("database", h.database.is_err()),
         ("writer", h.writer.is_err()),
         ("outbox", !outbox_ok),
+        ("disk", h.disk.is_err()),
     ]
     .iter()
     .filter(|(_, bad)| *bad)
@@ -422,6 +425,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
         "code": "unhealthy",
         "checks": checks,
         "writer_queue": h.writer_queue,
+        "disk_free_bytes": h.disk_free_bytes,
         "outbox": snapshot,
     });
     let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);

@@ -7,6 +7,7 @@ mod console;
 mod crash;
 mod door;
 mod hardening;
+mod health;
 mod idempotency;
 mod layers;
 mod model;
