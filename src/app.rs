@@ -154,10 +154,23 @@ const WRITE_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1)
 /// How long the probe waits for the writer before it calls the writer stalled.
 const WRITE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What the write probes found: a write committed to the database, a file created in the data dir.
+#[derive(Debug, Clone)]
+struct Probed {
+    database: std::result::Result<(), String>,
+    dir: std::result::Result<(), DirProbeError>,
+}
+
+#[derive(Debug, Clone)]
+struct DirProbeError {
+    read_only: bool,
+    message: String,
+}
+
 /// The last write probe and when it ran; the mutex around it lets one caller probe at a time.
 #[derive(Default)]
 struct WriteProbe {
-    last: Mutex<Option<(std::time::Instant, std::result::Result<(), String>)>>,
+    last: Mutex<Option<(std::time::Instant, Probed)>>,
     running: Mutex<()>,
 }
 
@@ -969,7 +982,9 @@ impl App {
             .store
             .read(store::ping)
             .map_err(|e: store::StoreError| format!("reads fail: {e}"));
-        let database = match (reads, self.write_check()) {
+        let probed = self.write_check();
+        let dir_probe = probed.dir;
+        let database = match (reads, probed.database) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(r), Ok(())) => Err(r),
             (Ok(()), Err(w)) => Err(w),
@@ -981,20 +996,27 @@ impl App {
             Err("the writer thread has stopped; writes fail until restart".to_string())
         };
         let min = self.opts.min_free_bytes;
-        let (disk, disk_free_bytes) = match self.store.disk_space() {
-            Err(e) => (Err(format!("cannot read the free space: {e}")), None),
-            Ok(d) if d.read_only => (
+        let (disk, disk_free_bytes) = match (self.store.disk_space(), dir_probe) {
+            (Err(e), _) => (Err(format!("cannot read the free space: {e}")), None),
+            (Ok(d), dir) if d.read_only || dir.as_ref().is_err_and(|e| e.read_only) => (
                 Err("the file system of the data directory is read-only".to_string()),
                 Some(d.free_bytes),
             ),
-            Ok(d) if d.free_bytes < min => (
+            (Ok(d), Err(e)) => (
+                Err(format!(
+                    "cannot create a file in the data directory: {}",
+                    e.message
+                )),
+                Some(d.free_bytes),
+            ),
+            (Ok(d), Ok(())) if d.free_bytes < min => (
                 Err(format!(
                     "{} bytes free on the data directory, under the minimum of {min}",
                     d.free_bytes
                 )),
                 Some(d.free_bytes),
             ),
-            Ok(d) => (Ok(()), Some(d.free_bytes)),
+            (Ok(d), Ok(())) => (Ok(()), Some(d.free_bytes)),
         };
         Health {
             database,
@@ -1005,9 +1027,10 @@ impl App {
         }
     }
 
-    /// Whether a write reaches the disk, probed at most once a second; callers that arrive while a
-    /// probe runs take the previous answer (or wait for this one if there is none yet).
-    fn write_check(&self) -> std::result::Result<(), String> {
+    /// Whether a write reaches the database and a file can be created beside it, probed at most
+    /// once a second; callers that arrive while a probe runs take the previous answer (or wait for
+    /// this one if there is none yet).
+    fn write_check(&self) -> Probed {
         let last = || {
             self.write_probe
                 .last
@@ -1015,17 +1038,17 @@ impl App {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
         };
-        let fresh = |l: &Option<(std::time::Instant, _)>| {
-            l.as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < WRITE_PROBE_EVERY)
+        let fresh = |l: &Option<(std::time::Instant, Probed)>| match l {
+            Some((at, p)) if at.elapsed() < WRITE_PROBE_EVERY => Some(p.clone()),
+            _ => None,
         };
         let known = last();
-        if fresh(&known) {
-            return known.map(|(_, r)| r).unwrap_or(Ok(()));
+        if let Some(p) = fresh(&known) {
+            return p;
         }
         let _probing = match (self.write_probe.running.try_lock(), known) {
             (Ok(guard), _) => guard,
-            (Err(_), Some((_, r))) => return r,
+            (Err(_), Some((_, p))) => return p,
             (Err(_), None) => self
                 .write_probe
                 .running
@@ -1033,11 +1056,10 @@ impl App {
                 .unwrap_or_else(|p| p.into_inner()),
         };
         // Someone may have probed while this caller waited for the lock.
-        let known = last();
-        if fresh(&known) {
-            return known.map(|(_, r)| r).unwrap_or(Ok(()));
+        if let Some(p) = fresh(&last()) {
+            return p;
         }
-        let r = match self.store.probe_write(WRITE_PROBE_TIMEOUT) {
+        let database = match self.store.probe_write(WRITE_PROBE_TIMEOUT) {
             Ok(()) => Ok(()),
             // A queue full of sales is a busy writer, not a broken one, as long as it commits.
             Err(store::StoreError::Busy)
@@ -1050,12 +1072,17 @@ impl App {
             }
             Err(e) => Err(format!("writes fail: {e}")),
         };
+        let dir = self.store.probe_dir().map_err(|e| DirProbeError {
+            read_only: e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
+            message: e.to_string(),
+        });
+        let probed = Probed { database, dir };
         *self
             .write_probe
             .last
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), r.clone()));
-        r
+            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), probed.clone()));
+        probed
     }
 
     pub fn backup(&self, out: &Path) -> Result<()> {

@@ -280,18 +280,34 @@ impl Store {
         self.writer.since_last_commit()
     }
 
-    /// Free space and the read-only flag of the file system that holds the database file.
-    pub fn disk_space(&self) -> std::io::Result<DiskSpace> {
-        let dir = match self.path.parent() {
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
-        };
-        let vfs = rustix::fs::statvfs(dir)?;
+        }
+    }
+
+    /// Free space and the read-only flag of the file system that holds the database file.
+    pub fn disk_space(&self) -> std::io::Result<DiskSpace> {
+        let vfs = rustix::fs::statvfs(self.dir())?;
         Ok(DiskSpace {
             // Blocks available to an unprivileged process: what SQLite can count on.
             free_bytes: vfs.f_bavail.saturating_mul(vfs.f_frsize),
             read_only: vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
         })
+    }
+
+    /// Creates and removes an empty file in the data directory. A file system the kernel turned
+    /// read-only after an error (ext4's `errors=remount-ro`) still shows as read-write in `statvfs`
+    /// on recent kernels; creating a file tells.
+    pub fn probe_dir(&self) -> std::io::Result<()> {
+        let probe = self.dir().join(".boxoffice-health-probe");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)?;
+        std::fs::remove_file(&probe)
     }
 
     /// Commits what is queued and stops the writer; later writes fail with `WriterStopped`.
