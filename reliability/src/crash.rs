@@ -1,5 +1,5 @@
-//! Item 1, the crash loop (I5, I6): 16 clients create attendees, register them, cancel every fourth
-//! registration and check in most confirmed ones, while the server is killed with SIGKILL at a
+//! Item 1, the crash loop (I5, I6): 16 clients create attendees, register them, cancel one of their
+//! registrations every fourth step and check in most confirmed ones, while the server is killed with SIGKILL at a
 //! random moment. After each kill `boxoffice check` runs on the dead server's file, the server
 //! restarts, and every write acknowledged in that round is looked up; every event's counts are
 //! checked against its capacity. At the end every acknowledged write is looked up again, each
@@ -38,7 +38,7 @@ struct RegAck {
 }
 
 /// What the clients were told: only answered writes count.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acked {
     attendees: Vec<String>,
     registrations: HashMap<String, RegAck>,
@@ -148,21 +148,25 @@ pub async fn run(opts: &Options) -> anyhow::Result<ItemReport> {
 
         server = Server::start(&spec).await?;
         api = api.with_base(&server.url(""));
-        let round_acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|p| p.into_inner()));
-        f.acknowledged_writes_lost += verify(&api, &round_acked, &mut f.examples).await?;
+        let round_acked = Arc::new(std::mem::take(
+            &mut *acked.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
+        f.acknowledged_writes_lost += verify(&api, &round_acked, &mut f.examples).await?.lost;
         f.oversold_events += oversold(&api, &events, &mut f.examples).await?;
-        all.merge(round_acked);
+        all.merge(Arc::unwrap_or_clone(round_acked));
     }
 
     // Everything again, on the file as it stands after every kill, then the outbox and webhooks.
-    f.acknowledged_writes_lost = verify(&api, &all, &mut f.examples).await?;
+    let all = Arc::new(all);
+    let looked = verify(&api, &all, &mut f.examples).await?;
+    f.acknowledged_writes_lost = looked.lost;
     f.acknowledged_writes = all.writes();
     f.acknowledged_registrations = all.registrations.len();
     f.acknowledged_cancels = all.cancelled.len();
     f.acknowledged_checkins = all.checked_in.len();
     f.outbox_drained = api.wait_outbox_drained(Duration::from_secs(120)).await;
     let outbox = api.outbox().await?;
-    f.outbox_rows_missing = missing_outbox_rows(&api, &all, &outbox, &mut f.examples).await?;
+    f.outbox_rows_missing = missing_outbox_rows(&all, &looked.status_now, &outbox, &mut f.examples);
     f.webhooks = receiver.verify(&outbox);
     f.clean_shutdown = server.stop().await?;
     let checked = server::check(&spec.binary, &spec.data_dir)?;
@@ -282,6 +286,8 @@ async fn client(
     next: Arc<AtomicU64>,
 ) {
     let lock = || acked.lock().unwrap_or_else(|p| p.into_inner());
+    // This client's registrations of this round that may still be cancelled.
+    let mut mine: Vec<String> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let n = next.fetch_add(1, Ordering::Relaxed);
         let Ok(a) = api.new_attendee("crash", n).await else {
@@ -311,15 +317,21 @@ async fn client(
             },
         );
         if n % 4 == 0 {
-            lock().cancel_unknown.insert(id.clone());
-            if let Ok(c) = api.cancel(&id).await {
+            // One of this client's registrations of this round, at random (this one included): a
+            // confirmed seat freed promotes the head of the waitlist, a second outbox row.
+            mine.push(id);
+            let cancel = mine.swap_remove(rand::random_range(0..mine.len()));
+            lock().cancel_unknown.insert(cancel.clone());
+            if let Ok(c) = api.cancel(&cancel).await {
                 if c.status == 200 {
                     let mut l = lock();
-                    l.cancel_unknown.remove(&id);
-                    l.cancelled.insert(id);
+                    l.cancel_unknown.remove(&cancel);
+                    l.cancelled.insert(cancel);
                 }
             }
         } else if status == "confirmed" && n % 4 != 3 {
+            // Checked-in registrations are never cancelled here, so an acknowledged check-in has
+            // one state to be found in.
             let Some(code) = reg.str("ticket_code") else {
                 continue;
             };
@@ -328,32 +340,71 @@ async fn client(
                     lock().checked_in.insert(id);
                 }
             }
+        } else {
+            mine.push(id);
         }
     }
 }
 
-/// Looks up every acknowledged write; returns how many are lost.
-async fn verify(api: &Api, acked: &Acked, examples: &mut Vec<String>) -> anyhow::Result<u64> {
-    let mut lost = 0u64;
-    let say = |examples: &mut Vec<String>, what: String| {
-        if examples.len() < 5 {
-            examples.push(what);
-        }
-    };
-    for a in &acked.attendees {
-        let r = api.get(&format!("/api/v1/attendees/{a}")).await?;
-        if r.status != 200 {
-            lost += 1;
-            say(examples, format!("attendee {a}: {}", r.status));
+/// What a lookup of acknowledged writes found: how many are lost, a few examples, and every
+/// acknowledged registration's status now.
+#[derive(Default)]
+struct Looked {
+    lost: u64,
+    examples: Vec<String>,
+    status_now: HashMap<String, String>,
+}
+
+/// Lanes of lookups in parallel: the long form looks up hundreds of thousands of writes.
+const LANES: usize = 16;
+
+/// Looks up every acknowledged write, in `LANES` parallel lanes.
+async fn verify(
+    api: &Api,
+    acked: &Arc<Acked>,
+    examples: &mut Vec<String>,
+) -> anyhow::Result<Looked> {
+    let mut set = tokio::task::JoinSet::new();
+    for lane in 0..LANES {
+        let (api, acked) = (api.clone(), acked.clone());
+        set.spawn(async move { verify_lane(&api, &acked, lane).await });
+    }
+    let mut all = Looked::default();
+    while let Some(done) = set.join_next().await {
+        let l = done??;
+        all.lost += l.lost;
+        all.status_now.extend(l.status_now);
+        for e in l.examples {
+            if examples.len() < 5 {
+                examples.push(e);
+            }
         }
     }
-    for (id, then) in &acked.registrations {
+    Ok(all)
+}
+
+/// Every `LANES`-th attendee and registration, starting at `lane`.
+async fn verify_lane(api: &Api, acked: &Acked, lane: usize) -> anyhow::Result<Looked> {
+    let mut l = Looked::default();
+    let say = |l: &mut Looked, what: String| {
+        l.lost += 1;
+        if l.examples.len() < 5 {
+            l.examples.push(what);
+        }
+    };
+    for a in acked.attendees.iter().skip(lane).step_by(LANES) {
+        let r = api.get(&format!("/api/v1/attendees/{a}")).await?;
+        if r.status != 200 {
+            say(&mut l, format!("attendee {a}: {}", r.status));
+        }
+    }
+    for (id, then) in acked.registrations.iter().skip(lane).step_by(LANES) {
         let r = api.get(&format!("/api/v1/registrations/{id}")).await?;
         if r.status != 200 {
-            lost += 1
-                + u64::from(acked.cancelled.contains(id))
-                + u64::from(acked.checked_in.contains(id));
-            say(examples, format!("registration {id}: {}", r.status));
+            // The registration, and its cancel or check-in with it.
+            l.lost +=
+                u64::from(acked.cancelled.contains(id)) + u64::from(acked.checked_in.contains(id));
+            say(&mut l, format!("registration {id}: {}", r.status));
             continue;
         }
         let now = r.str("status").unwrap_or_default();
@@ -368,18 +419,17 @@ async fn verify(api: &Api, acked: &Acked, examples: &mut Vec<String>) -> anyhow:
             now == "waitlisted" || now == "confirmed"
         };
         if !ok {
-            lost += 1;
             say(
-                examples,
+                &mut l,
                 format!("registration {id} was {}, now {now}", then.status),
             );
         }
         if acked.checked_in.contains(id) && r.body["checked_in_at"].is_null() {
-            lost += 1;
-            say(examples, format!("check-in of {id} is gone"));
+            say(&mut l, format!("check-in of {id} is gone"));
         }
+        l.status_now.insert(id.clone(), now);
     }
-    Ok(lost)
+    Ok(l)
 }
 
 /// Events whose held seats exceed their capacity.
@@ -400,12 +450,12 @@ async fn oversold(api: &Api, events: &[String], examples: &mut Vec<String>) -> a
 
 /// Acknowledged changes without their outbox row (I5): a registration's first row, a cancel's,
 /// a check-in's, and a promotion's for a waiting registration that is confirmed now.
-async fn missing_outbox_rows(
-    api: &Api,
+fn missing_outbox_rows(
     acked: &Acked,
+    status_now: &HashMap<String, String>,
     outbox: &[crate::client::OutboxRow],
     examples: &mut Vec<String>,
-) -> anyhow::Result<u64> {
+) -> u64 {
     let mut kinds: HashMap<&str, Vec<&str>> = HashMap::new();
     for m in outbox {
         kinds
@@ -431,13 +481,12 @@ async fn missing_outbox_rows(
         if acked.checked_in.contains(id) {
             need(id, "attendee.checked_in", examples);
         }
-        if then.status == "waitlisted" {
-            let r = api.get(&format!("/api/v1/registrations/{id}")).await?;
-            // A promotion that was cancelled again is not visible on the wire; a confirmed seat is.
-            if r.str("status").as_deref() == Some("confirmed") {
-                need(id, "registration.promoted", examples);
-            }
+        // A promotion that was cancelled again is not visible on the wire; a confirmed seat is.
+        if then.status == "waitlisted"
+            && status_now.get(id).map(String::as_str) == Some("confirmed")
+        {
+            need(id, "registration.promoted", examples);
         }
     }
-    Ok(missing)
+    missing
 }

@@ -50,6 +50,8 @@ pub struct Verdict {
     pub lost: usize,
     /// Aggregates whose messages first arrived out of outbox order.
     pub out_of_order: usize,
+    /// Aggregates with two messages or more: the ones whose order could break.
+    pub multi_message_aggregates: usize,
     pub examples: Vec<String>,
 }
 
@@ -174,52 +176,92 @@ impl Receiver {
     /// Compares the arrivals with `outbox` (every message the box recorded since the subscription,
     /// in outbox order).
     pub fn verify(&self, outbox: &[OutboxRow]) -> Verdict {
-        let arrivals = self.arrivals();
-        let mut first: HashMap<&str, usize> = HashMap::new();
-        for (i, id) in arrivals.iter().enumerate() {
-            first.entry(id.as_str()).or_insert(i);
-        }
-        let mut v = Verdict {
-            outbox_messages: outbox.len(),
-            deliveries: arrivals.len(),
-            distinct_delivered: first.len(),
-            ..Verdict::default()
-        };
-        let mut last_per_aggregate: HashMap<&str, usize> = HashMap::new();
-        let mut disordered: HashSet<&str> = HashSet::new();
-        for m in outbox {
-            match first.get(m.id.as_str()) {
-                None => {
-                    v.lost += 1;
-                    if v.examples.len() < 5 {
-                        v.examples
-                            .push(format!("lost {} {} of {}", m.kind, m.id, m.aggregate_id));
-                    }
-                }
-                Some(&at) => {
-                    let prev = last_per_aggregate.get(m.aggregate_id.as_str()).copied();
-                    if let Some(prev) = prev {
-                        if at < prev && disordered.insert(m.aggregate_id.as_str()) {
-                            v.out_of_order += 1;
-                            if v.examples.len() < 5 {
-                                v.examples.push(format!(
-                                    "{} of {} arrived before an earlier message of it",
-                                    m.kind, m.aggregate_id
-                                ));
-                            }
-                        }
-                    }
-                    let latest = prev.map_or(at, |p| p.max(at));
-                    last_per_aggregate.insert(m.aggregate_id.as_str(), latest);
+        compare(&self.arrivals(), outbox)
+    }
+}
+
+/// Every outbox message must be among `arrivals`, and per aggregate the first arrivals must follow
+/// outbox order.
+pub fn compare(arrivals: &[String], outbox: &[OutboxRow]) -> Verdict {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, id) in arrivals.iter().enumerate() {
+        first.entry(id.as_str()).or_insert(i);
+    }
+    let mut v = Verdict {
+        outbox_messages: outbox.len(),
+        deliveries: arrivals.len(),
+        distinct_delivered: first.len(),
+        ..Verdict::default()
+    };
+    let mut per_aggregate: HashMap<&str, usize> = HashMap::new();
+    for m in outbox {
+        *per_aggregate.entry(m.aggregate_id.as_str()).or_default() += 1;
+    }
+    v.multi_message_aggregates = per_aggregate.values().filter(|n| **n > 1).count();
+    let mut last_per_aggregate: HashMap<&str, usize> = HashMap::new();
+    let mut disordered: HashSet<&str> = HashSet::new();
+    for m in outbox {
+        match first.get(m.id.as_str()) {
+            None => {
+                v.lost += 1;
+                if v.examples.len() < 5 {
+                    v.examples
+                        .push(format!("lost {} {} of {}", m.kind, m.id, m.aggregate_id));
                 }
             }
+            Some(&at) => {
+                let prev = last_per_aggregate.get(m.aggregate_id.as_str()).copied();
+                if let Some(prev) = prev {
+                    if at < prev && disordered.insert(m.aggregate_id.as_str()) {
+                        v.out_of_order += 1;
+                        if v.examples.len() < 5 {
+                            v.examples.push(format!(
+                                "{} of {} arrived before an earlier message of it",
+                                m.kind, m.aggregate_id
+                            ));
+                        }
+                    }
+                }
+                let latest = prev.map_or(at, |p| p.max(at));
+                last_per_aggregate.insert(m.aggregate_id.as_str(), latest);
+            }
         }
-        v
     }
+    v
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop_listening();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, aggregate: &str) -> OutboxRow {
+        OutboxRow {
+            id: id.to_string(),
+            aggregate_id: aggregate.to_string(),
+            kind: "registration.confirmed".to_string(),
+            state: "delivered".to_string(),
+        }
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_lost_and_reordered_messages_and_forgives_repeats() {
+        let outbox = [row("1", "a"), row("2", "b"), row("3", "a"), row("4", "a")];
+        let fine = compare(&ids(&["2", "1", "3", "1", "4"]), &outbox);
+        assert_eq!((fine.lost, fine.out_of_order), (0, 0));
+        assert_eq!(fine.multi_message_aggregates, 1);
+        let lost = compare(&ids(&["1", "2", "4"]), &outbox);
+        assert_eq!((lost.lost, lost.out_of_order), (1, 0));
+        let reordered = compare(&ids(&["1", "4", "3", "2"]), &outbox);
+        assert_eq!((reordered.lost, reordered.out_of_order), (0, 1));
     }
 }

@@ -4,7 +4,6 @@ mod auth;
 mod bad_input;
 mod cli;
 mod console;
-mod crash;
 mod door;
 mod hardening;
 mod health;
