@@ -135,6 +135,8 @@ impl Actor {
 pub struct Health {
     /// Reads answer and a write reaches the disk (see `Store::probe_write`).
     pub database: std::result::Result<(), String>,
+    /// Reads answer (the database check may still fail on writes, as on a full disk).
+    pub reads_ok: bool,
     pub writer: std::result::Result<(), String>,
     /// The data directory's file system is writable and has at least `min_free_bytes` free.
     pub disk: std::result::Result<(), String>,
@@ -984,6 +986,7 @@ impl App {
             .map_err(|e: store::StoreError| format!("reads fail: {e}"));
         let probed = self.write_check();
         let dir_probe = probed.dir;
+        let reads_ok = reads.is_ok();
         let database = match (reads, probed.database) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(r), Ok(())) => Err(r),
@@ -1020,6 +1023,7 @@ impl App {
         };
         Health {
             database,
+            reads_ok,
             writer,
             disk,
             disk_free_bytes,

@@ -4,7 +4,8 @@
 //! peak resident memory (VmHWM), and whether a new client is served normally right after.
 //!
 //! The attacks speak raw HTTP/1.1 over tokio sockets, since no well-behaved client library will send
-//! a 64 MB header line or never read its responses.
+//! a 64 MB header line or never read its responses. `RELIABILITY_ATTACK=slowloris` (any part of an
+//! attack's name) runs only the matching attacks, for looking into one.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -188,11 +189,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<ItemReport> {
             },
             format!(
                 "{}; server's open files at most {}{}",
-                f.attack_tally
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                tally_text(&f.attack_tally),
                 f.max_open_fds,
                 match f.nofile_limit {
                     Some(l) if l < 4096 => format!(" (limit {l})"),
@@ -231,6 +228,22 @@ pub async fn run(opts: &Options) -> anyhow::Result<ItemReport> {
         r.note(format!("data kept in {}", work.display()));
     }
     Ok(r)
+}
+
+/// The tally for the table; the summed time connections were held becomes a mean per cut.
+fn tally_text(tally: &BTreeMap<String, u64>) -> String {
+    let cuts = tally.get("cut by the server").copied().unwrap_or(0);
+    tally
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "ms held before the cut" => format!(
+                "held {:.1} s on average before the cut",
+                *v as f64 / 1000.0 / cuts.max(1) as f64
+            ),
+            _ => format!("{k}: {v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn yes(b: bool) -> &'static str {
@@ -692,8 +705,10 @@ async fn slowloris(ctx: Ctx) {
         }
         if cut {
             ctx.tally.add("cut by the server", 1);
-            ctx.tally
-                .add("seconds held before the cut", opened.elapsed().as_secs());
+            ctx.tally.add(
+                "ms held before the cut",
+                u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
+            );
         }
     }
 }
@@ -738,8 +753,10 @@ async fn slow_reader(ctx: Ctx) {
         }
         if cut {
             ctx.tally.add("cut by the server", 1);
-            ctx.tally
-                .add("seconds held before the cut", opened.elapsed().as_secs());
+            ctx.tally.add(
+                "ms held before the cut",
+                u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
+            );
         }
     }
 }
