@@ -106,7 +106,12 @@ pub struct AppOptions {
     pub idempotency_ttl_ms: i64,
     pub outbox: OutboxOptions,
     pub cache: crate::cache::CacheOptions,
+    /// `/health` fails its disk check below this much free space on the data directory.
+    pub min_free_bytes: u64,
 }
+
+/// The default of `store.min_free_bytes`: room for a night's sales and the WAL at its largest.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -115,6 +120,7 @@ impl Default for AppOptions {
             idempotency_ttl_ms: 24 * 3600 * 1000,
             outbox: OutboxOptions::default(),
             cache: crate::cache::CacheOptions::default(),
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -145,15 +151,47 @@ impl Actor {
 /// The health checks of the box.
 #[derive(Debug, Clone)]
 pub struct Health {
+    /// Reads answer and a write reaches the disk (see `Store::probe_write`).
     pub database: std::result::Result<(), String>,
+    /// Reads answer (the database check may still fail on writes, as on a full disk).
+    pub reads_ok: bool,
     pub writer: std::result::Result<(), String>,
+    /// The data directory's file system is writable and has at least `min_free_bytes` free.
+    pub disk: std::result::Result<(), String>,
+    pub disk_free_bytes: Option<u64>,
     pub writer_queue: usize,
 }
 
 impl Health {
     pub fn ok(&self) -> bool {
-        self.database.is_ok() && self.writer.is_ok()
+        self.database.is_ok() && self.writer.is_ok() && self.disk.is_ok()
     }
+}
+
+/// How long one write probe's answer stands: `/health` is anonymous, and a flood of it must not
+/// turn into a flood of commits.
+const WRITE_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the probe waits for the writer before it calls the writer stalled.
+const WRITE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the write probes found: a write committed to the database, a file created in the data dir.
+#[derive(Debug, Clone)]
+struct Probed {
+    database: std::result::Result<(), String>,
+    dir: std::result::Result<(), DirProbeError>,
+}
+
+#[derive(Debug, Clone)]
+struct DirProbeError {
+    read_only: bool,
+    message: String,
+}
+
+/// The last write probe and when it ran; the mutex around it lets one caller probe at a time.
+#[derive(Default)]
+struct WriteProbe {
+    last: Mutex<Option<(std::time::Instant, Probed)>>,
+    running: Mutex<()>,
 }
 
 /// A page of a keyset-paginated list; `next` is the opaque cursor of the following page.
@@ -236,6 +274,7 @@ pub struct App {
     /// The series of `/metrics`: requests (recorded by the HTTP layer), commits and business counters
     /// (recorded on the writer thread after each group commit).
     metrics: Arc<crate::metrics::Metrics>,
+    write_probe: WriteProbe,
 }
 
 /// How long a token found in the database is trusted without looking again. Bounds how long a
@@ -574,6 +613,7 @@ impl App {
             outbox,
             cache,
             metrics,
+            write_probe: WriteProbe::default(),
         })
     }
 
@@ -1103,20 +1143,113 @@ impl App {
 
     /// What `/health` reports: each check is `Ok` or says why it fails.
     pub fn health(&self) -> Health {
-        let database = self
+        let reads = self
             .store
             .read(store::ping)
-            .map_err(|e: store::StoreError| e.to_string());
+            .map_err(|e: store::StoreError| format!("reads fail: {e}"));
+        let probed = self.write_check();
+        let dir_probe = probed.dir;
+        let reads_ok = reads.is_ok();
+        let database = match (reads, probed.database) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(r), Ok(())) => Err(r),
+            (Ok(()), Err(w)) => Err(w),
+            (Err(r), Err(w)) => Err(format!("{r}; {w}")),
+        };
         let writer = if self.store.writer_alive() {
             Ok(())
         } else {
             Err("the writer thread has stopped; writes fail until restart".to_string())
         };
+        let min = self.opts.min_free_bytes;
+        let (disk, disk_free_bytes) = match (self.store.disk_space(), dir_probe) {
+            (Err(e), _) => (Err(format!("cannot read the free space: {e}")), None),
+            (Ok(d), dir) if d.read_only || dir.as_ref().is_err_and(|e| e.read_only) => (
+                Err("the file system of the data directory is read-only".to_string()),
+                Some(d.free_bytes),
+            ),
+            (Ok(d), Err(e)) => (
+                Err(format!(
+                    "cannot create a file in the data directory: {}",
+                    e.message
+                )),
+                Some(d.free_bytes),
+            ),
+            (Ok(d), Ok(())) if d.free_bytes < min => (
+                Err(format!(
+                    "{} bytes free on the data directory, under the minimum of {min}",
+                    d.free_bytes
+                )),
+                Some(d.free_bytes),
+            ),
+            (Ok(d), Ok(())) => (Ok(()), Some(d.free_bytes)),
+        };
         Health {
             database,
+            reads_ok,
             writer,
+            disk,
+            disk_free_bytes,
             writer_queue: self.store.writer_queue(),
         }
+    }
+
+    /// Whether a write reaches the database and a file can be created beside it, probed at most
+    /// once a second; callers that arrive while a probe runs take the previous answer (or wait for
+    /// this one if there is none yet).
+    fn write_check(&self) -> Probed {
+        let last = || {
+            self.write_probe
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        let fresh = |l: &Option<(std::time::Instant, Probed)>| match l {
+            Some((at, p)) if at.elapsed() < WRITE_PROBE_EVERY => Some(p.clone()),
+            _ => None,
+        };
+        let known = last();
+        if let Some(p) = fresh(&known) {
+            return p;
+        }
+        let _probing = match (self.write_probe.running.try_lock(), known) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, p))) => return p,
+            (Err(_), None) => self
+                .write_probe
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        // Someone may have probed while this caller waited for the lock.
+        if let Some(p) = fresh(&last()) {
+            return p;
+        }
+        let database = match self.store.probe_write(WRITE_PROBE_TIMEOUT) {
+            Ok(()) => Ok(()),
+            // A queue full of sales is a busy writer, not a broken one, as long as it commits.
+            Err(store::StoreError::Busy)
+                if self
+                    .store
+                    .since_last_commit()
+                    .is_some_and(|d| d < WRITE_PROBE_TIMEOUT) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("writes fail: {e}")),
+        };
+        let dir = self.store.probe_dir().map_err(|e| DirProbeError {
+            read_only: e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
+            message: e.to_string(),
+        });
+        let probed = Probed { database, dir };
+        *self
+            .write_probe
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), probed.clone()));
+        probed
     }
 
     pub fn backup(&self, out: &Path) -> Result<()> {

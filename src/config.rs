@@ -132,6 +132,7 @@ pub struct StoreConfig {
     pub max_batch: usize,
     pub queue: usize,
     pub busy_timeout_ms: u64,
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +208,7 @@ impl Default for StoreConfig {
             max_batch: d.max_batch,
             queue: d.queue,
             busy_timeout_ms: u64::try_from(d.busy_timeout.as_millis()).unwrap_or(5000),
+            min_free_bytes: crate::app::DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -391,6 +393,7 @@ impl Config {
             idempotency_ttl_ms: i64::try_from(self.idempotency.ttl_hours).unwrap_or(24) * 3_600_000,
             outbox: self.outbox.options(),
             cache: self.cache.options(),
+            min_free_bytes: self.store.min_free_bytes,
         }
     }
 }
@@ -436,6 +439,7 @@ mod tests {
         assert_eq!(parsed.http.allowed_hosts, d.http.allowed_hosts);
         assert_eq!(parsed.http.allowed_origins, d.http.allowed_origins);
         assert_eq!(parsed.store.max_batch, d.store.max_batch);
+        assert_eq!(parsed.store.min_free_bytes, d.store.min_free_bytes);
         assert_eq!(parsed.idempotency.ttl_hours, d.idempotency.ttl_hours);
         let (po, dout) = (parsed.outbox.options(), d.outbox.options());
         assert_eq!(po.max_attempts, dout.max_attempts);

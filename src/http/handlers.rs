@@ -416,6 +416,8 @@ pub struct HealthChecks {
     writer: String,
     /// `not checked` when the database cannot be read.
     outbox: String,
+    /// Free space on the data dir (at least `store.min_free_bytes`) and a writable file system.
+    disk: String,
 }
 
 /// `/health` when every check passes.
@@ -426,6 +428,9 @@ pub struct Healthy {
     checks: HealthChecks,
     /// Commands waiting for the writer.
     writer_queue: usize,
+    /// Free bytes on the data dir's file system (`null` when it cannot be read).
+    #[schema(required)]
+    disk_free_bytes: Option<u64>,
     #[schema(required)]
     outbox: Option<app::OutboxSnapshot>,
 }
@@ -437,6 +442,8 @@ pub struct Unhealthy {
     problem: super::problem::Doc,
     checks: HealthChecks,
     writer_queue: usize,
+    #[schema(required)]
+    disk_free_bytes: Option<u64>,
     /// `null` when the outbox could not be read.
     #[schema(required)]
     outbox: Option<app::OutboxSnapshot>,
@@ -444,8 +451,9 @@ pub struct Unhealthy {
 
 /// Health of the box
 ///
-/// The checks: the database is readable and writable, the writer thread runs, and the oldest
-/// pending outbox message is younger than `outbox.max_lag_secs`.
+/// The checks: the database is readable and a write commits, the writer thread runs, the oldest
+/// pending outbox message is younger than `outbox.max_lag_secs`, and the data dir's disk is
+/// writable with at least `store.min_free_bytes` free.
 #[utoipa::path(get, path = "/health", tag = "system",
     responses(
         (status = 200, description = "Every check passes", body = Healthy),
@@ -457,8 +465,9 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
     let Ok((h, outbox)) = tokio::task::spawn_blocking(move || {
         let h = app.health();
-        // The outbox check reads the database; when that fails, it says so once, under `database`.
-        let outbox = h.database.is_ok().then(|| app.outbox_health());
+        // The outbox check reads the database; when reads fail, it says so once, under `database`.
+        // On a full disk reads go on, and so does the outbox check.
+        let outbox = h.reads_ok.then(|| app.outbox_health());
         (h, outbox)
     })
     .await
@@ -486,6 +495,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
         database: show(&h.database),
         writer: show(&h.writer),
         outbox: outbox_check,
+        disk: show(&h.disk),
     };
     if h.ok() && outbox_ok {
         return json(
@@ -494,6 +504,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
                 status: "ok",
                 checks,
                 writer_queue: h.writer_queue,
+                disk_free_bytes: h.disk_free_bytes,
                 outbox: snapshot,
             },
         );
@@ -502,6 +513,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
         ("database", h.database.is_err(), &checks.database),
         ("writer", h.writer.is_err(), &checks.writer),
         ("outbox", !outbox_ok, &checks.outbox),
+        ("disk", h.disk.is_err(), &checks.disk),
     ]
     .iter()
     .filter(|(_, bad, _)| *bad)
@@ -518,6 +530,7 @@ pub async fn health(State(ctx): State<Ctx>) -> Response {
         .clone(),
         checks,
         writer_queue: h.writer_queue,
+        disk_free_bytes: h.disk_free_bytes,
         outbox: snapshot,
     };
     let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);

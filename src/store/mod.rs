@@ -43,6 +43,8 @@ pub enum StoreError {
     WriterStopped,
     #[error("the writer's queue is full")]
     Busy,
+    #[error("the writer has not finished a commit within {secs} s")]
+    Stalled { secs: u64 },
     #[error("the transaction was rolled back by SQLite before this command ran")]
     TransactionLost,
     #[error("a command panicked; its changes were rolled back")]
@@ -81,7 +83,11 @@ impl StoreError {
                         | OutOfMemory
                 )
             ),
-            Self::Pool(_) | Self::WriterStopped | Self::TransactionLost | Self::Busy => true,
+            Self::Pool(_)
+            | Self::WriterStopped
+            | Self::TransactionLost
+            | Self::Busy
+            | Self::Stalled { .. } => true,
             Self::SchemaTooNew { .. } | Self::CommandPanicked | Self::Corrupt(_) => false,
         }
     }
@@ -143,6 +149,13 @@ impl Default for StoreOptions {
             sql_trace: None,
         }
     }
+}
+
+/// What `statvfs` says about the data directory's file system.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskSpace {
+    pub free_bytes: u64,
+    pub read_only: bool,
 }
 
 pub struct Store {
@@ -286,6 +299,54 @@ impl Store {
     /// Whether the writer thread is running.
     pub fn writer_alive(&self) -> bool {
         self.writer.alive()
+    }
+
+    /// Proves the database takes writes: a command on the writer that rewrites the schema version
+    /// with the value it already has. It changes no data and records nothing in the outbox, yet it
+    /// dirties a page, so its group commit appends to the WAL and syncs it as any sale would. A full
+    /// or read-only disk, a lock held by another process, or a writer that stopped shows up here.
+    /// A full queue is refused at once (`Busy`); a writer that does not answer within `timeout`
+    /// is reported as `Stalled`.
+    pub fn probe_write(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.writer.execute_within(timeout, |tx| {
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            Ok(())
+        })
+    }
+
+    /// How long ago the writer last committed successfully; `None` before its first commit.
+    pub fn since_last_commit(&self) -> Option<Duration> {
+        self.writer.since_last_commit()
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+
+    /// Free space and the read-only flag of the file system that holds the database file.
+    pub fn disk_space(&self) -> std::io::Result<DiskSpace> {
+        let vfs = rustix::fs::statvfs(self.dir())?;
+        Ok(DiskSpace {
+            // Blocks available to an unprivileged process: what SQLite can count on.
+            free_bytes: vfs.f_bavail.saturating_mul(vfs.f_frsize),
+            read_only: vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+        })
+    }
+
+    /// Creates and removes an empty file in the data directory. A file system the kernel turned
+    /// read-only after an error (ext4's `errors=remount-ro`) still shows as read-write in `statvfs`
+    /// on recent kernels; creating a file tells.
+    pub fn probe_dir(&self) -> std::io::Result<()> {
+        let probe = self.dir().join(".boxoffice-health-probe");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)?;
+        std::fs::remove_file(&probe)
     }
 
     /// Commits what is queued and stops the writer; later writes fail with `WriterStopped`.

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -192,6 +192,8 @@ pub(super) struct Writer {
     sender: Mutex<Option<SyncSender<Job>>>,
     /// Commands queued and not yet taken into a group.
     queued: Arc<AtomicUsize>,
+    /// When the last group commit succeeded (for `/health` while the queue is full).
+    last_ok: Arc<Mutex<Option<Instant>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -204,14 +206,16 @@ impl Writer {
     ) -> Self {
         let (sender, receiver) = sync_channel::<Job>(queue.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
-        let taken = queued.clone();
+        let last_ok: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let (taken, committed) = (queued.clone(), last_ok.clone());
         let handle = std::thread::Builder::new()
             .name("boxoffice-writer".into())
-            .spawn(move || run(conn, receiver, max_batch.max(1), hooks, taken))
+            .spawn(move || run(conn, receiver, max_batch.max(1), hooks, taken, committed))
             .expect("the OS can start one thread at open");
         Self {
             sender: Mutex::new(Some(sender)),
             queued,
+            last_ok,
             handle: Mutex::new(Some(handle)),
         }
     }
@@ -251,6 +255,40 @@ impl Writer {
             false,
         )?;
         answered.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues `f` without waiting for room and waits at most `timeout` for its group's outcome: for a
+    /// probe that must answer even when the writer is stuck (a frozen disk, a lock held elsewhere).
+    pub(super) fn execute_within<T, E, F>(&self, timeout: Duration, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (answer, answered) = sync_channel::<Result<T, E>>(1);
+        self.enqueue(
+            f,
+            move |out| {
+                let _ = answer.send(out);
+            },
+            false,
+        )?;
+        match answered.recv_timeout(timeout) {
+            Ok(out) => out,
+            Err(RecvTimeoutError::Timeout) => Err(StoreError::Stalled {
+                secs: timeout.as_secs(),
+            }
+            .into()),
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::WriterStopped.into()),
+        }
+    }
+
+    /// How long ago the last group commit succeeded; `None` before the first.
+    pub(super) fn since_last_commit(&self) -> Option<Duration> {
+        self.last_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| at.elapsed())
     }
 
     /// Queues `f`; once its group's commit outcome is known, `deliver` gets the answer. With `wait`,
@@ -333,6 +371,7 @@ fn run(
     max_batch: usize,
     hooks: Arc<Mutex<Vec<CommitHook>>>,
     queued: Arc<AtomicUsize>,
+    last_ok: Arc<Mutex<Option<Instant>>>,
 ) {
     // SQLite reports every row change of this connection; the ones caches depend on are collected
     // per group, so invalidation can never forget a statement that changed an event or an attendee.
@@ -432,6 +471,8 @@ fn run(
         };
         if outcome.is_err() {
             events = EventTally::default();
+        } else {
+            *last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         // Commands never ran when BEGIN failed: they are answered with its error.
         for job in batch.drain(..) {
