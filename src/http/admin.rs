@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::handlers::{call, must, respond, Body, Caller, Ctx};
+use super::handlers::{call, must, query_problem, respond, Body, Caller, Ctx};
 use super::openapi::{
     OutboxPath, OutboxStateParam, PageParams, TokenPath, TokenStatusParam, WebhookPath,
 };
@@ -161,10 +161,6 @@ fn uuid_id(s: &str, what: &str) -> Result<String, Problem> {
         Ok(u) if s.len() == 36 => Ok(u.as_hyphenated().to_string()),
         _ => Err(Problem::not_found(what)),
     }
-}
-
-fn query_problem(e: axum::extract::rejection::QueryRejection) -> Problem {
-    Problem::invalid(vec![FieldError::new("query", e.body_text())])
 }
 
 type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;

@@ -231,11 +231,25 @@ fn registration_id(s: &str) -> Result<RegistrationId, Problem> {
     RegistrationId::parse(s).ok_or_else(|| Problem::not_found("registration"))
 }
 
+/// A query string that does not fit its route's parameters: 422, naming what was wrong.
+pub(super) fn query_problem(e: axum::extract::rejection::QueryRejection) -> Problem {
+    Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())])
+}
+
 fn list_query(
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ListQuery, Problem> {
-    q.map(|Query(q)| q)
-        .map_err(|e| Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())]))
+    q.map(|Query(q)| q).map_err(query_problem)
+}
+
+/// `?status=` of a registration list.
+fn reg_status(s: &str) -> Result<RegStatus, Problem> {
+    RegStatus::parse(s).ok_or_else(|| {
+        Problem::invalid(vec![crate::domain::FieldError::new(
+            "status",
+            "must be confirmed, waitlisted, offered or cancelled",
+        )])
+    })
 }
 
 // ----- idempotency -----
@@ -735,12 +749,7 @@ pub async fn event_registrations(
         let page = q.page()?;
         let status = match &q.status {
             None => None,
-            Some(s) => Some(RegStatus::parse(s).ok_or_else(|| {
-                Problem::invalid(vec![crate::domain::FieldError::new(
-                    "status",
-                    "must be confirmed, waitlisted, offered or cancelled",
-                )])
-            })?),
+            Some(s) => Some(reg_status(s)?),
         };
         Ok(app.event_registrations(event_id(&id)?, status, &page)?)
     })
@@ -965,17 +974,10 @@ pub async fn attendees_csv(
 ) -> Response {
     let started = call(&ctx, caller, Some(Role::Operator), move |app, actor| {
         let actor = must(actor)?;
-        let Query(q) = q.map_err(|e| {
-            Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())])
-        })?;
+        let Query(q) = q.map_err(query_problem)?;
         let status = match q.status.as_deref() {
             None => RegStatus::Confirmed,
-            Some(s) => RegStatus::parse(s).ok_or_else(|| {
-                Problem::invalid(vec![crate::domain::FieldError::new(
-                    "status",
-                    "must be confirmed, waitlisted, offered or cancelled",
-                )])
-            })?,
+            Some(s) => reg_status(s)?,
         };
         let event = event_id(&id)?;
         let seq = app.start_door_list(&actor, event, status)?;
@@ -1360,9 +1362,7 @@ pub async fn audit_log(
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let r = call(&ctx, caller, Some(Role::Admin), move |app, _| {
-        let Query(q) = q.map_err(|e| {
-            Problem::invalid(vec![crate::domain::FieldError::new("query", e.body_text())])
-        })?;
+        let Query(q) = q.map_err(query_problem)?;
         let filter = app::AuditFilter::parse(q.actor.as_deref(), q.action.as_deref())?.with(
             q.target.as_deref(),
             q.since.as_deref(),
