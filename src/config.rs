@@ -38,10 +38,12 @@ pub struct CacheConfig {
     pub attendee_entries: usize,
     pub counts_entries: usize,
     pub position_entries: usize,
+    pub waitlist_entries: usize,
     pub event_ttl_secs: u64,
     pub attendee_ttl_secs: u64,
     pub counts_ttl_secs: u64,
     pub position_ttl_secs: u64,
+    pub waitlist_ttl_secs: u64,
 }
 
 impl Default for CacheConfig {
@@ -53,10 +55,12 @@ impl Default for CacheConfig {
             attendee_entries: d.attendee_entries,
             counts_entries: d.counts_entries,
             position_entries: d.position_entries,
+            waitlist_entries: d.waitlist_entries,
             event_ttl_secs: d.event_ttl.as_secs(),
             attendee_ttl_secs: d.attendee_ttl.as_secs(),
             counts_ttl_secs: d.counts_ttl.as_secs(),
             position_ttl_secs: d.position_ttl.as_secs(),
+            waitlist_ttl_secs: d.waitlist_ttl.as_secs(),
         }
     }
 }
@@ -69,10 +73,12 @@ impl CacheConfig {
             attendee_entries: self.attendee_entries,
             counts_entries: self.counts_entries,
             position_entries: self.position_entries,
+            waitlist_entries: self.waitlist_entries,
             event_ttl: Duration::from_secs(self.event_ttl_secs),
             attendee_ttl: Duration::from_secs(self.attendee_ttl_secs),
             counts_ttl: Duration::from_secs(self.counts_ttl_secs),
             position_ttl: Duration::from_secs(self.position_ttl_secs),
+            waitlist_ttl: Duration::from_secs(self.waitlist_ttl_secs),
         }
     }
 }
@@ -365,6 +371,7 @@ impl Config {
             c.attendee_entries,
             c.counts_entries,
             c.position_entries,
+            c.waitlist_entries,
         ];
         if entries.iter().any(|n| !(1..=10_000_000).contains(n)) {
             bail!("cache.*_entries must be from 1 to 10000000");
@@ -374,6 +381,7 @@ impl Config {
             c.attendee_ttl_secs,
             c.counts_ttl_secs,
             c.position_ttl_secs,
+            c.waitlist_ttl_secs,
         ];
         if ttls.iter().any(|t| *t > 24 * 3600) {
             bail!("cache.*_ttl_secs must be at most 86400");
