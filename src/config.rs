@@ -100,6 +100,11 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Requests that take at least this long are logged at `warn` with `slow=true`.
     pub slow_request_ms: u64,
+    /// Strikes (431, 413, unparsable heads, anonymous 429s) within `ban_window_secs` that ban an
+    /// address for `ban_secs`; 0 turns bans off.
+    pub ban_strikes: u32,
+    pub ban_window_secs: u64,
+    pub ban_secs: u64,
     /// Host names (no port: any port matches) this box answers for, besides the address it listens
     /// on; `"*"` answers for any (only behind a proxy that checks `Host` itself).
     pub allowed_hosts: Vec<String>,
@@ -199,6 +204,9 @@ impl Default for HttpConfig {
             gzip: true,
             shutdown_grace_secs: 10,
             slow_request_ms: 500,
+            ban_strikes: 20,
+            ban_window_secs: 10,
+            ban_secs: 60,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             allowed_origins: Vec::new(),
             rate_limit: RateLimitConfig::default(),
@@ -319,6 +327,12 @@ impl Config {
         }
         if !(1..=3_600_000).contains(&h.slow_request_ms) {
             bail!("http.slow_request_ms must be from 1 to 3600000");
+        }
+        if h.ban_strikes > 1_000_000
+            || !(1..=3600).contains(&h.ban_window_secs)
+            || h.ban_secs > 86_400
+        {
+            bail!("http.ban_strikes must be at most 1000000, http.ban_window_secs from 1 to 3600, http.ban_secs at most 86400");
         }
         for host in &h.allowed_hosts {
             // A host name, IPv4 or bracketed IPv6 address, without a port.
