@@ -97,6 +97,8 @@ pub struct HttpConfig {
     pub blocking_threads: usize,
     pub worker_threads: usize,
     pub gzip: bool,
+    /// Brotli (`br`) for clients that accept it (preferred over gzip when both are accepted).
+    pub brotli: bool,
     pub shutdown_grace_secs: u64,
     /// Requests that take at least this long are logged at `warn` with `slow=true`.
     pub slow_request_ms: u64,
@@ -202,6 +204,7 @@ impl Default for HttpConfig {
             blocking_threads: 128,
             worker_threads: 0,
             gzip: true,
+            brotli: true,
             shutdown_grace_secs: 10,
             slow_request_ms: 500,
             ban_strikes: 20,

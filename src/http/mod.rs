@@ -153,11 +153,14 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
         .layer(middleware::from_fn_with_state(hosts, hosts::guard))
         .layer(middleware::from_fn_with_state(frame_state, frame))
         .layer(
+            // Quality 4 for both: brotli's default (11) costs tens of times gzip's CPU for a few
+            // percent, and every answer is compressed afresh; at 4 brotli still beats gzip's size.
             CompressionLayer::new()
                 .gzip(cfg.gzip)
-                .no_br()
+                .br(cfg.brotli)
                 .no_deflate()
-                .no_zstd(),
+                .no_zstd()
+                .quality(tower_http::CompressionLevel::Precise(4)),
         )
         .layer(CatchPanicLayer::custom(|_| {
             Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()

@@ -285,4 +285,20 @@ async fn responses_carry_the_security_headers_and_no_banner() {
         .await
         .expect("get");
     assert!(r.headers().get("content-encoding").is_none());
+    let plain: serde_json::Value = r.json().await.expect("json");
+    // Brotli when accepted, preferred over gzip, and it decodes to the same document.
+    let r = t
+        .client
+        .get(t.url("/api/v1/events"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.headers()["content-encoding"], "br");
+    let packed = r.bytes().await.expect("body");
+    let mut unpacked = Vec::new();
+    brotli::BrotliDecompress(&mut &packed[..], &mut unpacked).expect("valid brotli");
+    assert!(packed.len() < unpacked.len(), "compressed");
+    let decoded: serde_json::Value = serde_json::from_slice(&unpacked).expect("json");
+    assert_eq!(decoded, plain);
 }
