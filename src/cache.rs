@@ -247,6 +247,10 @@ pub struct Placement {
     pub waitlisted: bool,
 }
 
+/// The file could not say how a changed registration stands: every held order goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable;
+
 /// Marks of recently touched scopes. Bounded: when it is full, the oldest half is folded into
 /// `floor`, a mark every scope not in the map is taken to have (it can only cause extra misses).
 struct Marks {
@@ -409,7 +413,7 @@ impl Cache {
         everything: bool,
         scopes: impl IntoIterator<Item = Scope>,
         changed: &[i64],
-        mut placement: impl FnMut(i64) -> Option<Placement>,
+        mut placement: impl FnMut(i64) -> Result<Option<Placement>, Unreadable>,
     ) {
         // The orders' lock is held across the marks' move and the edits: a reader storing an order
         // takes the same lock to compare its ticket with the mark (see `put_order`).
@@ -424,16 +428,20 @@ impl Cache {
         }
         for &seq in changed {
             match placement(seq) {
-                Some(p) => {
+                Ok(Some(p)) => {
                     if let Some(order) = held.peek_mut(&p.event_seq) {
                         order.set(seq, p.waitlisted);
                     }
                 }
                 // Gone (erased rows are kept, so this is a rolled-back insert): it cannot be waiting.
-                None => {
+                Ok(None) => {
                     for (_, order) in held.iter_mut() {
                         order.set(seq, false);
                     }
+                }
+                Err(Unreadable) => {
+                    held.clear();
+                    return;
                 }
             }
         }
@@ -624,7 +632,7 @@ mod tests {
 
         // A commit: 10 promoted (the head), 30 left, 50 joined; 60 joined event 8, not held.
         let now = |seq: i64| {
-            Some(match seq {
+            Ok(Some(match seq {
                 60 => Placement {
                     event_seq: 8,
                     waitlisted: true,
@@ -633,7 +641,7 @@ mod tests {
                     event_seq: 7,
                     waitlisted: seq == 50,
                 },
-            })
+            }))
         };
         c.commit(
             &orders,
@@ -654,8 +662,15 @@ mod tests {
         assert_eq!(rank_of(&c, &orders, 7, 50), Some(Some((3, 3))));
 
         // A rolled-back insert has no row: it is dropped from every order.
-        c.commit(&orders, false, [Scope::Event(7)], &[40], |_| None);
+        c.commit(&orders, false, [Scope::Event(7)], &[40], |_| Ok(None));
         assert_eq!(rank_of(&c, &orders, 7, 50), Some(Some((2, 2))));
+
+        // A change that cannot be read back: nothing held can be trusted.
+        c.commit(&orders, false, [Scope::Event(7)], &[20], |_| {
+            Err(Unreadable)
+        });
+        assert_eq!(rank_of(&c, &orders, 7, 50), None);
+        c.put_order(&orders, c.ticket(), 7, vec![40, 50]);
 
         // Another process changed the file: nothing held survives.
         c.commit(&orders, true, [], &[], now);
@@ -669,10 +684,10 @@ mod tests {
         let t = c.ticket();
         // The commit's hook runs while the order is being read (nothing is held to edit yet).
         c.commit(&orders, false, [Scope::Event(7)], &[5], |_| {
-            Some(Placement {
+            Ok(Some(Placement {
                 event_seq: 7,
                 waitlisted: true,
-            })
+            }))
         });
         c.put_order(&orders, t, 7, vec![1, 2]);
         assert_eq!(
@@ -682,7 +697,7 @@ mod tests {
         );
         // A commit to another event does not refuse it.
         let t = c.ticket();
-        c.commit(&orders, false, [Scope::Event(9)], &[], |_| None);
+        c.commit(&orders, false, [Scope::Event(9)], &[], |_| Ok(None));
         c.put_order(&orders, t, 7, vec![1, 2, 5]);
         assert_eq!(rank_of(&c, &orders, 7, 5), Some(Some((3, 3))));
         let s = c.stats()[Kind::Waitlist.index()].1;

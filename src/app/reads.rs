@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use crate::cache::{Cache, Facts, Kind, Lru, Orders, Placement, Rank, Scope};
+use crate::cache::{Cache, Facts, Kind, Lru, Orders, Placement, Rank, Scope, Unreadable};
 use crate::domain::{
     Attendee, AttendeeId, Event, EventId, RegStatus, Registration, RegistrationId, Timestamp,
 };
@@ -88,14 +88,14 @@ impl ReadCache {
             scopes,
             &changed,
             |seq| match registrations::placement(conn, seq) {
-                Ok(p) => p.map(|(event_seq, waitlisted)| Placement {
+                Ok(p) => Ok(p.map(|(event_seq, waitlisted)| Placement {
                     event_seq,
                     waitlisted,
-                }),
+                })),
                 Err(e) => {
-                    // Unreadable now: drop the orders, the next lookup reads them again.
+                    // The orders are dropped; the next lookup reads them again.
                     tracing::warn!(error = %e, "cannot read a changed registration back; waitlist orders dropped");
-                    None
+                    Err(Unreadable)
                 }
             },
         );
