@@ -581,17 +581,9 @@ impl App {
         let clear = cache.clone();
         let metrics: Arc<crate::metrics::Metrics> = Arc::default();
         let observe = metrics.clone();
-        store.on_commit(Arc::new(move |report: &store::CommitReport| {
+        store.on_commit(Arc::new(move |report: &store::CommitReport, conn| {
             // Runs before the group's callers are answered: nobody reads their own write stale.
-            if report.foreign_change {
-                clear.core.invalidate_all();
-            }
-            clear
-                .core
-                .invalidate(report.touched.iter().map(|t| match *t {
-                    store::Touched::Event(seq) => crate::cache::Scope::Event(seq),
-                    store::Touched::Attendee(seq) => crate::cache::Scope::Attendee(seq),
-                }));
+            clear.after_commit(report, conn);
             wake.note_commit(report.commands);
             if report.outbox_rows > 0 {
                 wake.wake();
@@ -918,13 +910,6 @@ impl App {
     ) -> Result<Registration> {
         self.write_async(register_command(event_id, attendee_id))
             .await
-    }
-
-    pub fn get_registration(&self, id: RegistrationId) -> Result<Registration> {
-        self.store.read(|c| {
-            let row = registrations::get(c, id)?.ok_or(Error::NotFound("registration"))?;
-            Ok(registrations::with_position(c, row)?)
-        })
     }
 
     /// Cancels a registration; a freed seat goes to the head of the waitlist in the same transaction.

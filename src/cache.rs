@@ -12,8 +12,14 @@
 //! Changes made by another process on the same file are noticed by the writer (SQLite's
 //! `data_version`), at its next group or within about a second when idle, and clear everything; the
 //! TTL bounds staleness beyond that.
+//!
+//! Waitlist orders ([`Orders`]) are the one kind that is kept up to date instead of retired: an
+//! event's waitlist in join order, read once when somebody asks for a position, then edited by the
+//! writer's commit hook for every registration a commit changed (its status read back after the
+//! commit). A position is then a binary search, however deep in the list, and a rush of sales and
+//! cancellations does not make every position lookup count the waitlist again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,10 +44,18 @@ pub enum Kind {
     Attendee,
     Counts,
     Position,
+    /// An event's waitlist in join order (see [`Orders`]).
+    Waitlist,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Event, Kind::Attendee, Kind::Counts, Kind::Position];
+    pub const ALL: [Kind; 5] = [
+        Kind::Event,
+        Kind::Attendee,
+        Kind::Counts,
+        Kind::Position,
+        Kind::Waitlist,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +63,7 @@ impl Kind {
             Kind::Attendee => "attendee",
             Kind::Counts => "counts",
             Kind::Position => "position",
+            Kind::Waitlist => "waitlist",
         }
     }
 
@@ -65,10 +80,12 @@ pub struct CacheOptions {
     pub attendee_entries: usize,
     pub counts_entries: usize,
     pub position_entries: usize,
+    pub waitlist_entries: usize,
     pub event_ttl: Duration,
     pub attendee_ttl: Duration,
     pub counts_ttl: Duration,
     pub position_ttl: Duration,
+    pub waitlist_ttl: Duration,
 }
 
 impl Default for CacheOptions {
@@ -79,10 +96,12 @@ impl Default for CacheOptions {
             attendee_entries: 50_000,
             counts_entries: 10_000,
             position_entries: 50_000,
+            waitlist_entries: 1_000,
             event_ttl: Duration::from_secs(300),
             attendee_ttl: Duration::from_secs(600),
             counts_ttl: Duration::from_secs(120),
             position_ttl: Duration::from_secs(60),
+            waitlist_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -105,22 +124,127 @@ pub struct Lru<K: Hash + Eq, V> {
     map: Mutex<LruCache<K, Entry<V>>>,
 }
 
+impl CacheOptions {
+    fn bounds(&self, kind: Kind) -> (NonZeroUsize, Duration) {
+        let (entries, ttl) = match kind {
+            Kind::Event => (self.event_entries, self.event_ttl),
+            Kind::Attendee => (self.attendee_entries, self.attendee_ttl),
+            Kind::Counts => (self.counts_entries, self.counts_ttl),
+            Kind::Position => (self.position_entries, self.position_ttl),
+            Kind::Waitlist => (self.waitlist_entries, self.waitlist_ttl),
+        };
+        let cap = NonZeroUsize::new(entries.max(1)).expect("max(1) is not zero");
+        (cap, ttl)
+    }
+}
+
 impl<K: Hash + Eq, V: Clone> Lru<K, V> {
     /// An LRU of `kind` with the bound and TTL `o` gives that kind.
     pub fn new(kind: Kind, o: &CacheOptions) -> Self {
-        let (entries, ttl) = match kind {
-            Kind::Event => (o.event_entries, o.event_ttl),
-            Kind::Attendee => (o.attendee_entries, o.attendee_ttl),
-            Kind::Counts => (o.counts_entries, o.counts_ttl),
-            Kind::Position => (o.position_entries, o.position_ttl),
-        };
-        let cap = NonZeroUsize::new(entries.max(1)).expect("max(1) is not zero");
+        let (cap, ttl) = o.bounds(kind);
         Self {
             kind,
             ttl,
             map: Mutex::new(LruCache::new(cap)),
         }
     }
+}
+
+/// Values that never change once written (a registration's internal keys), bounded by entries: no
+/// TTL and no invalidation, since no commit can make them stale.
+pub struct Facts<K: Hash + Eq, V> {
+    map: Mutex<LruCache<K, V>>,
+}
+
+impl<K: Hash + Eq, V: Copy> Facts<K, V> {
+    /// Bounded like the LRU of `kind`.
+    pub fn new(kind: Kind, o: &CacheOptions) -> Self {
+        Self {
+            map: Mutex::new(LruCache::new(o.bounds(kind).0)),
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    pub fn put_all(&self, facts: impl IntoIterator<Item = (K, V)>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in facts {
+            map.put(k, v);
+        }
+    }
+}
+
+/// A registration's place in its event's waitlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rank {
+    /// 1-based.
+    pub position: i64,
+    /// The waitlist's length, from the same order, so the two always agree.
+    pub length: i64,
+}
+
+/// One event's waitlist: the internal sequence numbers of its waitlisted registrations, ascending
+/// (join order, I3). Promotion takes the front, joining appends at the back.
+struct Order {
+    seqs: VecDeque<i64>,
+    stored: Instant,
+}
+
+impl Order {
+    fn rank(&self, seq: i64) -> Option<Rank> {
+        let i = self.seqs.binary_search(&seq).ok()?;
+        Some(Rank {
+            position: i64::try_from(i).unwrap_or(i64::MAX - 1) + 1,
+            length: i64::try_from(self.seqs.len()).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Makes the registration `seq` a member of the waitlist or not, wherever it was: idempotent, so
+    /// a change the order already saw when it was read is applied again harmlessly.
+    fn set(&mut self, seq: i64, waitlisted: bool) {
+        match (self.seqs.binary_search(&seq), waitlisted) {
+            (Err(i), true) => self.seqs.insert(i, seq),
+            (Ok(i), false) => {
+                self.seqs.remove(i);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waitlist orders per event (by its internal sequence number), an LRU bounded by entries. The commit
+/// hook edits them under the same lock that it moves the marks with (see [`Cache::commit`]), so an
+/// order read before a commit is either edited by that commit's hook or refused when it is stored.
+pub struct Orders {
+    ttl: Duration,
+    map: Mutex<LruCache<i64, Order>>,
+}
+
+impl Orders {
+    pub fn new(o: &CacheOptions) -> Self {
+        let (cap, ttl) = o.bounds(Kind::Waitlist);
+        Self {
+            ttl,
+            map: Mutex::new(LruCache::new(cap)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<i64, Order>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How a registration a commit changed stands now: its event and whether it is waitlisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub event_seq: i64,
+    pub waitlisted: bool,
 }
 
 /// Marks of recently touched scopes. Bounded: when it is full, the oldest half is folded into
@@ -137,8 +261,8 @@ pub struct Cache {
     enabled: bool,
     clock: AtomicU64,
     marks: Mutex<Marks>,
-    hits: [AtomicU64; 4],
-    misses: [AtomicU64; 4],
+    hits: [AtomicU64; Kind::ALL.len()],
+    misses: [AtomicU64; Kind::ALL.len()],
 }
 
 impl std::fmt::Debug for Cache {
@@ -274,8 +398,120 @@ impl Cache {
             .put(key, entry);
     }
 
+    /// What the writer's hook does after a group commit, before the group's callers are answered:
+    /// retires the values of every scope in `scopes`, and edits each held waitlist order for the
+    /// registrations the group changed (`placement` reads how one stands now; it is called only
+    /// while some order is held). With `everything`, another process changed the file: every value
+    /// and every order goes.
+    pub fn commit(
+        &self,
+        orders: &Orders,
+        everything: bool,
+        scopes: impl IntoIterator<Item = Scope>,
+        changed: &[i64],
+        mut placement: impl FnMut(i64) -> Option<Placement>,
+    ) {
+        // The orders' lock is held across the marks' move and the edits: a reader storing an order
+        // takes the same lock to compare its ticket with the mark (see `put_order`).
+        let mut held = orders.lock();
+        if everything {
+            self.invalidate_all();
+            held.clear();
+        }
+        self.invalidate(scopes);
+        if held.is_empty() {
+            return;
+        }
+        for &seq in changed {
+            match placement(seq) {
+                Some(p) => {
+                    if let Some(order) = held.peek_mut(&p.event_seq) {
+                        order.set(seq, p.waitlisted);
+                    }
+                }
+                // Gone (erased rows are kept, so this is a rolled-back insert): it cannot be waiting.
+                None => {
+                    for (_, order) in held.iter_mut() {
+                        order.set(seq, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rank of registration `seq` in the held waitlist order of its event: `Some(Some(rank))`, or
+    /// `Some(None)` when the order is held but does not list it (a read that raced a commit: the
+    /// caller counts instead), or `None` when no fresh order is held (a miss). Counts a hit or a miss.
+    pub fn rank(&self, orders: &Orders, event_seq: i64, seq: i64) -> Option<Option<Rank>> {
+        self.order_lookup(orders, event_seq, seq, true)
+    }
+
+    /// Like `rank`, without counting: a second look after waiting for another reader's read.
+    pub fn peek_rank(&self, orders: &Orders, event_seq: i64, seq: i64) -> Option<Option<Rank>> {
+        self.order_lookup(orders, event_seq, seq, false)
+    }
+
+    fn order_lookup(
+        &self,
+        orders: &Orders,
+        event_seq: i64,
+        seq: i64,
+        count: bool,
+    ) -> Option<Option<Rank>> {
+        if !self.enabled {
+            return None;
+        }
+        let found = {
+            let mut held = orders.lock();
+            match held.get(&event_seq) {
+                Some(o) if o.stored.elapsed() < orders.ttl => Some(o.rank(seq)),
+                Some(_) => {
+                    held.pop(&event_seq);
+                    None
+                }
+                None => None,
+            }
+        };
+        if count {
+            let counter = if found.is_some() {
+                &self.hits
+            } else {
+                &self.misses
+            };
+            counter[Kind::Waitlist.index()].fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Holds the waitlist order of `event_seq` (`seqs` ascending), read after `ticket` was taken,
+    /// unless a commit touched the event since: its hook may have run before this order existed.
+    pub fn put_order(&self, orders: &Orders, ticket: Ticket, event_seq: i64, seqs: Vec<i64>) {
+        if !self.enabled {
+            return;
+        }
+        let mut held = orders.lock();
+        if ticket.0 < self.mark(Scope::Event(event_seq)) {
+            return;
+        }
+        held.put(
+            event_seq,
+            Order {
+                seqs: seqs.into(),
+                stored: Instant::now(),
+            },
+        );
+    }
+
+    /// Counts a read of `kind` answered from memory by other means than one LRU (a position from a
+    /// registration's keys and its event's waitlist order).
+    pub fn count_hit(&self, kind: Kind) {
+        if self.enabled {
+            self.hits[kind.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Hits and misses per kind since start.
-    pub fn stats(&self) -> [(Kind, KindStats); 4] {
+    pub fn stats(&self) -> [(Kind, KindStats); Kind::ALL.len()] {
         Kind::ALL.map(|k| {
             (
                 k,
@@ -370,6 +606,90 @@ mod tests {
         assert!(c.get(&lru, &1).is_none() && c.get(&lru, &2).is_none());
         c.put(&lru, c.ticket(), 1, Scope::Attendee(1), "Ada".to_string());
         assert!(c.get(&lru, &1).is_some(), "read after the change");
+    }
+
+    fn rank_of(c: &Cache, o: &Orders, event: i64, seq: i64) -> Option<Option<(i64, i64)>> {
+        c.peek_rank(o, event, seq)
+            .map(|r| r.map(|r| (r.position, r.length)))
+    }
+
+    #[test]
+    fn the_writer_keeps_a_held_waitlist_order_exact() {
+        let o = CacheOptions::default();
+        let (c, orders) = (Cache::new(&o), Orders::new(&o));
+        c.put_order(&orders, c.ticket(), 7, vec![10, 20, 30, 40]);
+        assert_eq!(rank_of(&c, &orders, 7, 30), Some(Some((3, 4))));
+        assert_eq!(rank_of(&c, &orders, 7, 25), Some(None), "not waiting");
+        assert_eq!(rank_of(&c, &orders, 8, 30), None, "no order held");
+
+        // A commit: 10 promoted (the head), 30 left, 50 joined; 60 joined event 8, not held.
+        let now = |seq: i64| {
+            Some(match seq {
+                60 => Placement {
+                    event_seq: 8,
+                    waitlisted: true,
+                },
+                _ => Placement {
+                    event_seq: 7,
+                    waitlisted: seq == 50,
+                },
+            })
+        };
+        c.commit(
+            &orders,
+            false,
+            [Scope::Event(7), Scope::Event(8)],
+            &[10, 30, 50, 60],
+            now,
+        );
+        assert_eq!(rank_of(&c, &orders, 7, 20), Some(Some((1, 3))));
+        assert_eq!(rank_of(&c, &orders, 7, 40), Some(Some((2, 3))));
+        assert_eq!(rank_of(&c, &orders, 7, 50), Some(Some((3, 3))));
+        assert_eq!(rank_of(&c, &orders, 7, 10), Some(None));
+        assert_eq!(rank_of(&c, &orders, 8, 60), None);
+
+        // Applying the same commit again changes nothing (an order read after a commit, before its
+        // hook ran, already holds the change).
+        c.commit(&orders, false, [Scope::Event(7)], &[10, 30, 50], now);
+        assert_eq!(rank_of(&c, &orders, 7, 50), Some(Some((3, 3))));
+
+        // A rolled-back insert has no row: it is dropped from every order.
+        c.commit(&orders, false, [Scope::Event(7)], &[40], |_| None);
+        assert_eq!(rank_of(&c, &orders, 7, 50), Some(Some((2, 2))));
+
+        // Another process changed the file: nothing held survives.
+        c.commit(&orders, true, [], &[], now);
+        assert_eq!(rank_of(&c, &orders, 7, 20), None);
+    }
+
+    #[test]
+    fn an_order_read_before_a_commit_to_its_event_is_not_held() {
+        let o = CacheOptions::default();
+        let (c, orders) = (Cache::new(&o), Orders::new(&o));
+        let t = c.ticket();
+        // The commit's hook runs while the order is being read (nothing is held to edit yet).
+        c.commit(&orders, false, [Scope::Event(7)], &[5], |_| {
+            Some(Placement {
+                event_seq: 7,
+                waitlisted: true,
+            })
+        });
+        c.put_order(&orders, t, 7, vec![1, 2]);
+        assert_eq!(
+            rank_of(&c, &orders, 7, 1),
+            None,
+            "refused: it may miss seq 5"
+        );
+        // A commit to another event does not refuse it.
+        let t = c.ticket();
+        c.commit(&orders, false, [Scope::Event(9)], &[], |_| None);
+        c.put_order(&orders, t, 7, vec![1, 2, 5]);
+        assert_eq!(rank_of(&c, &orders, 7, 5), Some(Some((3, 3))));
+        let s = c.stats()[Kind::Waitlist.index()].1;
+        assert_eq!((s.hits, s.misses), (0, 0), "peeks are not counted");
+        assert!(c.rank(&orders, 7, 5).is_some() && c.rank(&orders, 8, 5).is_none());
+        let s = c.stats()[Kind::Waitlist.index()].1;
+        assert_eq!((s.hits, s.misses), (1, 1));
     }
 
     #[test]

@@ -38,10 +38,12 @@ pub struct CacheConfig {
     pub attendee_entries: usize,
     pub counts_entries: usize,
     pub position_entries: usize,
+    pub waitlist_entries: usize,
     pub event_ttl_secs: u64,
     pub attendee_ttl_secs: u64,
     pub counts_ttl_secs: u64,
     pub position_ttl_secs: u64,
+    pub waitlist_ttl_secs: u64,
 }
 
 impl Default for CacheConfig {
@@ -53,10 +55,12 @@ impl Default for CacheConfig {
             attendee_entries: d.attendee_entries,
             counts_entries: d.counts_entries,
             position_entries: d.position_entries,
+            waitlist_entries: d.waitlist_entries,
             event_ttl_secs: d.event_ttl.as_secs(),
             attendee_ttl_secs: d.attendee_ttl.as_secs(),
             counts_ttl_secs: d.counts_ttl.as_secs(),
             position_ttl_secs: d.position_ttl.as_secs(),
+            waitlist_ttl_secs: d.waitlist_ttl.as_secs(),
         }
     }
 }
@@ -69,10 +73,12 @@ impl CacheConfig {
             attendee_entries: self.attendee_entries,
             counts_entries: self.counts_entries,
             position_entries: self.position_entries,
+            waitlist_entries: self.waitlist_entries,
             event_ttl: Duration::from_secs(self.event_ttl_secs),
             attendee_ttl: Duration::from_secs(self.attendee_ttl_secs),
             counts_ttl: Duration::from_secs(self.counts_ttl_secs),
             position_ttl: Duration::from_secs(self.position_ttl_secs),
+            waitlist_ttl: Duration::from_secs(self.waitlist_ttl_secs),
         }
     }
 }
@@ -94,6 +100,11 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Requests that take at least this long are logged at `warn` with `slow=true`.
     pub slow_request_ms: u64,
+    /// Strikes (431, 413, unparsable heads, anonymous 429s) within `ban_window_secs` that ban an
+    /// address for `ban_secs`; 0 turns bans off.
+    pub ban_strikes: u32,
+    pub ban_window_secs: u64,
+    pub ban_secs: u64,
     /// Host names (no port: any port matches) this box answers for, besides the address it listens
     /// on; `"*"` answers for any (only behind a proxy that checks `Host` itself).
     pub allowed_hosts: Vec<String>,
@@ -193,6 +204,9 @@ impl Default for HttpConfig {
             gzip: true,
             shutdown_grace_secs: 10,
             slow_request_ms: 500,
+            ban_strikes: 20,
+            ban_window_secs: 10,
+            ban_secs: 60,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             allowed_origins: Vec::new(),
             rate_limit: RateLimitConfig::default(),
@@ -314,6 +328,12 @@ impl Config {
         if !(1..=3_600_000).contains(&h.slow_request_ms) {
             bail!("http.slow_request_ms must be from 1 to 3600000");
         }
+        if h.ban_strikes > 1_000_000
+            || !(1..=3600).contains(&h.ban_window_secs)
+            || h.ban_secs > 86_400
+        {
+            bail!("http.ban_strikes must be at most 1000000, http.ban_window_secs from 1 to 3600, http.ban_secs at most 86400");
+        }
         for host in &h.allowed_hosts {
             // A host name, IPv4 or bracketed IPv6 address, without a port.
             let bare = crate::http::hosts::host_of(host).is_some()
@@ -365,6 +385,7 @@ impl Config {
             c.attendee_entries,
             c.counts_entries,
             c.position_entries,
+            c.waitlist_entries,
         ];
         if entries.iter().any(|n| !(1..=10_000_000).contains(n)) {
             bail!("cache.*_entries must be from 1 to 10000000");
@@ -374,6 +395,7 @@ impl Config {
             c.attendee_ttl_secs,
             c.counts_ttl_secs,
             c.position_ttl_secs,
+            c.waitlist_ttl_secs,
         ];
         if ttls.iter().any(|t| *t > 24 * 3600) {
             bail!("cache.*_ttl_secs must be at most 86400");

@@ -396,7 +396,7 @@ async fn run_server(
     let mut http = cfg.http.clone();
     boxoffice::http::allow_listen_address(&mut http, listener.local_addr()?);
     let router = boxoffice::http::router(app.clone(), &http);
-    boxoffice::http::serve(listener, router, &cfg.http, shutdown).await?;
+    boxoffice::http::serve(listener, app.clone(), router, &cfg.http, shutdown).await?;
     maintenance.abort();
     offer_timer.abort();
     // Deliveries in flight get to record their outcome; anything cut off is sent again next start.

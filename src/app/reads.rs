@@ -6,9 +6,16 @@
 //! commit touched before the commit's callers are answered. The `*_cached` variants never block: the
 //! HTTP layer calls them on its IO threads and only goes to the blocking pool on a miss.
 
-use crate::cache::{Cache, Kind, Lru, Scope};
-use crate::domain::{Attendee, AttendeeId, Event, EventId, RegStatus, RegistrationId, Timestamp};
-use crate::store::registrations::DoorLine;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+use crate::cache::{Cache, Facts, Kind, Lru, Orders, Placement, Rank, Scope};
+use crate::domain::{
+    Attendee, AttendeeId, Event, EventId, RegStatus, Registration, RegistrationId, Timestamp,
+};
+use crate::store::registrations::{DoorLine, RegRow};
 use crate::store::{attendees, events, registrations};
 
 use super::{internal, record_audit, Actor, App, Error, PositionView, Result, Visibility};
@@ -19,7 +26,19 @@ pub(super) struct ReadCache {
     events: Lru<EventId, Event>,
     attendees: Lru<AttendeeId, Attendee>,
     stats: Lru<EventId, EventStats>,
+    /// Views of registrations that do not wait (a waiting one's view comes from `keys` and `orders`).
     positions: Lru<RegistrationId, PositionView>,
+    /// A registration's internal key and its event's, which never change: noted by the writer for
+    /// every registration it inserts, and by a position read that missed.
+    keys: Facts<RegistrationId, RegKeys>,
+    orders: Orders,
+    /// Events read through the cache, by internal key: a commit that touches one of them reads it
+    /// again on the writer and stores the new value (see `after_commit`). Bounded like the events LRU.
+    hot_events: Mutex<HashMap<i64, EventId>>,
+    hot_limit: usize,
+    /// One reader at a time reads a whole waitlist order: a crowd of first lookups must not all
+    /// read the same long list at once.
+    order_reads: Mutex<()>,
 }
 
 impl ReadCache {
@@ -30,8 +49,102 @@ impl ReadCache {
             attendees: Lru::new(Kind::Attendee, o),
             stats: Lru::new(Kind::Counts, o),
             positions: Lru::new(Kind::Position, o),
+            keys: Facts::new(Kind::Position, o),
+            orders: Orders::new(o),
+            hot_events: Mutex::default(),
+            hot_limit: o.event_entries.max(1),
+            order_reads: Mutex::new(()),
         }
     }
+
+    fn hot(&self) -> std::sync::MutexGuard<'_, HashMap<i64, EventId>> {
+        self.hot_events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer's commit hook: on the writer thread, after the group committed (or failed) and
+    /// before its callers are answered. It retires what the group touched, edits the waitlist orders
+    /// held for the registrations it changed, and stores the new state of every touched event that
+    /// readers asked for: the event row carries the live counters, so without this a sale would
+    /// send the next reader of its event to the database. `conn` is the writer's connection outside
+    /// any transaction: it reads what was committed, and no other writer of ours can interleave.
+    pub(super) fn after_commit(&self, report: &crate::store::CommitReport, conn: &Connection) {
+        use crate::store::Touched;
+        let scopes = report.touched.iter().filter_map(|t| match *t {
+            Touched::Event(seq) => Some(Scope::Event(seq)),
+            Touched::Attendee(seq) => Some(Scope::Attendee(seq)),
+            Touched::Registration(_) => None,
+        });
+        let changed: Vec<i64> = report
+            .touched
+            .iter()
+            .filter_map(|t| match *t {
+                Touched::Registration(seq) => Some(seq),
+                _ => None,
+            })
+            .collect();
+        self.core.commit(
+            &self.orders,
+            report.foreign_change,
+            scopes,
+            &changed,
+            |seq| match registrations::placement(conn, seq) {
+                Ok(p) => p.map(|(event_seq, waitlisted)| Placement {
+                    event_seq,
+                    waitlisted,
+                }),
+                Err(e) => {
+                    // Unreadable now: drop the orders, the next lookup reads them again.
+                    tracing::warn!(error = %e, "cannot read a changed registration back; waitlist orders dropped");
+                    None
+                }
+            },
+        );
+        self.keys.put_all(report.inserted.iter().map(|r| {
+            (
+                r.id,
+                RegKeys {
+                    seq: r.seq,
+                    event_seq: r.event_seq,
+                },
+            )
+        }));
+        if report.foreign_change {
+            self.hot().clear();
+        }
+        let hot: Vec<(i64, EventId)> = {
+            let hot = self.hot();
+            report
+                .touched
+                .iter()
+                .filter_map(|t| match *t {
+                    Touched::Event(seq) => hot.get(&seq).map(|id| (seq, *id)),
+                    _ => None,
+                })
+                .collect()
+        };
+        for (seq, id) in hot {
+            // Taken after the marks moved, so the value read now is newer than every mark.
+            let ticket = self.core.ticket();
+            match events::get_by_seq(conn, seq) {
+                Ok(Some(e)) => self
+                    .core
+                    .put(&self.events, ticket, id, Scope::Event(seq), e),
+                Ok(None) => {
+                    self.hot().remove(&seq);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a changed event back for the cache")
+                }
+            }
+        }
+    }
+}
+
+/// A registration's internal keys: its own and its event's.
+#[derive(Debug, Clone, Copy)]
+struct RegKeys {
+    seq: i64,
+    event_seq: i64,
 }
 
 /// `GET /events/{id}/stats`: the event's counts and how its sale went.
@@ -70,6 +183,15 @@ fn ratio(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
+/// The view of a registration that waits, at `rank`.
+fn waiting(rank: Rank) -> PositionView {
+    PositionView {
+        status: RegStatus::Waitlisted.as_str(),
+        position: Some(rank.position),
+        waitlist_length: rank.length,
+    }
+}
+
 fn visible(e: Event, vis: Visibility) -> Result<Event> {
     if vis == Visibility::Staff || e.status == crate::domain::EventStatus::Published {
         Ok(e)
@@ -80,7 +202,7 @@ fn visible(e: Event, vis: Visibility) -> Result<Event> {
 
 impl App {
     /// The read cache's counters, for `/metrics`.
-    pub fn cache_stats(&self) -> [(Kind, crate::cache::KindStats); 4] {
+    pub fn cache_stats(&self) -> [(Kind, crate::cache::KindStats); Kind::ALL.len()] {
         self.cache.core.stats()
     }
 
@@ -101,6 +223,13 @@ impl App {
             .store
             .read(|conn| events::get(conn, id))?
             .ok_or(Error::NotFound("event"))?;
+        {
+            let mut hot = c.hot();
+            if hot.len() >= c.hot_limit {
+                hot.clear();
+            }
+            hot.insert(event.seq, id);
+        }
         c.core.put(
             &c.events,
             ticket,
@@ -131,41 +260,125 @@ impl App {
         Ok(a)
     }
 
+    /// The position from memory, if it is there; never blocks on the database. A waiting
+    /// registration's place comes from its keys and its event's waitlist order, which the writer
+    /// keeps up to date, so a poll is answered here however often the waitlist moves.
     pub fn position_cached(&self, id: RegistrationId) -> Option<PositionView> {
         let c = &self.cache;
+        if let Some(keys) = c.keys.get(&id) {
+            // Not counted as a lookup of the order: the waitlist kind counts the lookups of reads
+            // that had to read the registration (see `waitlist_rank`).
+            if let Some(Some(rank)) = c.core.peek_rank(&c.orders, keys.event_seq, keys.seq) {
+                c.core.count_hit(Kind::Position);
+                return Some(waiting(rank));
+            }
+        }
         c.core.try_get(&c.positions, &id)
     }
 
-    /// A registration's live place: its position is a count over the waitlist index, so it is cached
-    /// under its event's scope (any change to the event's registrations retires it).
+    /// A registration's live place, cached under its event's scope (any change to the event's
+    /// registrations retires it). A miss reads the registration and takes its rank from the event's
+    /// waitlist order (see `waitlist_rank`), so it costs the same at the head and at the end.
     pub fn position(&self, id: RegistrationId) -> Result<PositionView> {
         let c = &self.cache;
         if let Some(p) = c.core.get(&c.positions, &id) {
             return Ok(p);
         }
         let ticket = c.core.ticket();
-        let (event_seq, view) = self.store.read(|conn| {
+        let (row, waitlisted) = self.store.read(|conn| {
             let row = registrations::get(conn, id)?.ok_or(Error::NotFound("registration"))?;
             let event = events::get_by_seq(conn, row.event_seq)?
                 .ok_or_else(|| internal("event vanished"))?;
-            let reg = registrations::with_position(conn, row)?;
-            Ok::<_, Error>((
-                event.seq,
-                PositionView {
-                    status: reg.status.as_str(),
-                    position: reg.position,
-                    waitlist_length: event.waitlisted,
-                },
-            ))
+            Ok::<_, Error>((row, event.waitlisted))
         })?;
-        c.core.put(
-            &c.positions,
-            ticket,
+        let event_seq = row.event_seq;
+        c.keys.put_all([(
             id,
-            Scope::Event(event_seq),
-            view.clone(),
-        );
+            RegKeys {
+                seq: row.reg.seq,
+                event_seq,
+            },
+        )]);
+        let view = match self.live_position(row)? {
+            (_, Some(rank)) => waiting(rank),
+            (reg, None) => {
+                let view = PositionView {
+                    status: reg.status.as_str(),
+                    position: None,
+                    waitlist_length: waitlisted,
+                };
+                c.core.put(
+                    &c.positions,
+                    ticket,
+                    id,
+                    Scope::Event(event_seq),
+                    view.clone(),
+                );
+                view
+            }
+        };
         Ok(view)
+    }
+
+    /// A registration with its live position while it waits, and the rank it was given (`None`
+    /// when it does not wait).
+    fn live_position(&self, row: RegRow) -> Result<(Registration, Option<Rank>)> {
+        let mut reg = row.reg;
+        if reg.status != RegStatus::Waitlisted {
+            return Ok((reg, None));
+        }
+        let rank = match self.waitlist_rank(row.event_seq, reg.seq)? {
+            Some(rank) => rank,
+            None => {
+                // The order and the row were read at different moments, around a commit: count
+                // in one snapshot instead.
+                let id = reg.id;
+                let (reg, length) = self.store.read(|conn| {
+                    let row =
+                        registrations::get(conn, id)?.ok_or(Error::NotFound("registration"))?;
+                    let event = events::get_by_seq(conn, row.event_seq)?
+                        .ok_or_else(|| internal("event vanished"))?;
+                    Ok::<_, Error>((registrations::with_position(conn, row)?, event.waitlisted))
+                })?;
+                let rank = reg.position.map(|position| Rank { position, length });
+                return Ok((reg, rank));
+            }
+        };
+        reg.position = Some(rank.position);
+        Ok((reg, Some(rank)))
+    }
+
+    /// The rank of a waitlisted registration from its event's waitlist order: held in memory and
+    /// kept up to date by the writer, read whole on a miss. `None` when the order does not list it.
+    fn waitlist_rank(&self, event_seq: i64, seq: i64) -> Result<Option<Rank>> {
+        let c = &self.cache;
+        if let Some(rank) = c.core.rank(&c.orders, event_seq, seq) {
+            return Ok(rank);
+        }
+        let _one = c.order_reads.lock().unwrap_or_else(|p| p.into_inner());
+        // Another reader may have read it while this one waited.
+        if let Some(rank) = c.core.peek_rank(&c.orders, event_seq, seq) {
+            return Ok(rank);
+        }
+        let ticket = c.core.ticket();
+        let order = self
+            .store
+            .read(|conn| registrations::waitlist_order(conn, event_seq))?;
+        let rank = order.binary_search(&seq).ok().map(|i| Rank {
+            position: i64::try_from(i).unwrap_or(i64::MAX - 1) + 1,
+            length: i64::try_from(order.len()).unwrap_or(i64::MAX),
+        });
+        c.core.put_order(&c.orders, ticket, event_seq, order);
+        Ok(rank)
+    }
+
+    /// One registration, with its live position while it waits.
+    pub fn get_registration(&self, id: RegistrationId) -> Result<Registration> {
+        let row = self
+            .store
+            .read(|c| registrations::get(c, id))?
+            .ok_or(Error::NotFound("registration"))?;
+        Ok(self.live_position(row)?.0)
     }
 
     /// The event's counts and sale figures (staff only: the route checks the role).

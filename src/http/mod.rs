@@ -6,6 +6,7 @@
 //! including those the framework answers on its own (405, 408, 413, 415).
 
 mod admin;
+mod bans;
 mod handlers;
 pub mod hosts;
 mod openapi;

@@ -67,7 +67,7 @@ enum Key {
 
 /// The address a client is counted under: IPv4 as it is (also when mapped into IPv6), IPv6 by its
 /// /64 prefix, since one host may use any address of its /64.
-fn ip_key(ip: IpAddr) -> IpAddr {
+pub(super) fn ip_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -213,7 +213,13 @@ impl RateLimits {
                     None => Decision::Unlimited,
                 }
             }
-            Err(not_until) => Decision::Refused(self.refusal(policy, &not_until)),
+            Err(not_until) => {
+                let mut resp = self.refusal(policy, &not_until);
+                if matches!(key, Key::Ip(_)) {
+                    resp.extensions_mut().insert(super::bans::AddressRefused);
+                }
+                Decision::Refused(resp)
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! timeout that also closes idle keep-alive connections (slowloris), and an accept loop that survives
 //! running out of file descriptors instead of stopping for good. A write that makes no progress for
 //! `http.write_timeout_secs` closes the connection, so clients that never read cannot hold slots.
+//! An address that keeps sending what has to be refused is banned for a while (see `bans`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use super::bans::{is_strike, Bans};
+use crate::app::App;
 use crate::config::HttpConfig;
+use axum::http::HeaderValue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -69,10 +73,12 @@ async fn refuse(mut stream: tokio::net::TcpStream, response: Arc<Vec<u8>>) {
 /// requests finish (up to the grace period) and returns.
 pub async fn serve(
     listener: TcpListener,
+    app: Arc<App>,
     router: Router,
     cfg: &HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let bans = Arc::new(Bans::new(app, cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -99,6 +105,11 @@ pub async fn serve(
                 }
             },
         };
+        if bans.banned(peer.ip()) {
+            // Closed unread: the cheapest answer to an address that kept breaking the protocol.
+            drop(stream);
+            continue;
+        }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tokio::spawn(refuse(stream, over_capacity.clone()));
             continue;
@@ -107,10 +118,22 @@ pub async fn serve(
         let router = router.clone();
         let http = http.clone();
         let mut stop = stop_rx.clone();
+        let bans = bans.clone();
         tokio::spawn(async move {
+            let strikes = bans.clone();
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                router.clone().oneshot(req)
+                let answer = router.clone().oneshot(req);
+                let strikes = strikes.clone();
+                async move {
+                    let mut resp = answer.await?;
+                    if is_strike(&resp) && strikes.strike(peer.ip()) {
+                        // Banned now: this answer is its last on this connection.
+                        resp.headers_mut()
+                            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             // A client that stops reading its responses would hold its slot for good: a write that
             // makes no progress for `write_timeout` ends the connection.
@@ -119,7 +142,12 @@ pub async fn serve(
             let conn = http.serve_connection(TokioIo::new(Box::pin(stream)), service);
             tokio::pin!(conn);
             tokio::select! {
-                _ = conn.as_mut() => {}
+                ended = conn.as_mut() => {
+                    // A head hyper refused (over the bounds, or not HTTP): it answered 431 or 400.
+                    if ended.is_err_and(|e| e.is_parse() || e.is_parse_too_large()) {
+                        bans.strike(peer.ip());
+                    }
+                }
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;

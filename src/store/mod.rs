@@ -23,7 +23,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 use writer::Writer;
-pub use writer::{CommitHook, CommitReport, EventTally, Touched, Tx};
+pub use writer::{CommitHook, CommitReport, EventTally, NewReg, Touched, Tx};
 
 /// The schema this build writes; files with a higher `user_version` are refused.
 pub const SCHEMA_VERSION: i64 = 1;

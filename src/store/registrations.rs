@@ -4,7 +4,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{decode, ts, ts_opt, StoreError, Tx};
+use super::{decode, ts, ts_opt, NewReg, StoreError, Tx};
 use crate::domain::{AttendeeId, EventId, RegStatus, Registration, RegistrationId, TicketCode};
 
 const SELECT: &str = "SELECT r.seq, r.id, e.id, a.id, r.status, r.offer_expires_at, r.ticket_code, \
@@ -73,7 +73,13 @@ pub fn insert(tx: &Tx<'_>, n: &NewRegistration<'_>) -> Result<i64, StoreError> {
         n.now,
         n.seated_by_override,
     ])?;
-    Ok(tx.last_insert_rowid())
+    let seq = tx.last_insert_rowid();
+    tx.note_registration(NewReg {
+        id: n.id,
+        seq,
+        event_seq: n.event_seq,
+    });
+    Ok(seq)
 }
 
 pub fn get(conn: &Connection, id: RegistrationId) -> Result<Option<RegRow>, StoreError> {
@@ -155,6 +161,22 @@ pub fn position(conn: &Connection, event_seq: i64, seq: i64) -> Result<i64, Stor
         "SELECT COUNT(*) FROM registrations WHERE event_seq = ?1 AND status = 'waitlisted' AND seq <= ?2",
     )?;
     Ok(st.query_row(params![event_seq, seq], |r| r.get(0))?)
+}
+
+/// How the registration `seq` stands: its event and whether it waits (for the waitlist orders the
+/// read cache keeps up to date after each commit). `None` when there is no such row.
+pub fn placement(conn: &Connection, seq: i64) -> Result<Option<(i64, bool)>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT event_seq, status = 'waitlisted' FROM registrations WHERE seq = ?1",
+    )?;
+    Ok(st
+        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// An event's whole waitlist in join order (internal sequence numbers), for the read cache.
+pub fn waitlist_order(conn: &Connection, event_seq: i64) -> Result<Vec<i64>, StoreError> {
+    waitlist_heads(conn, event_seq, i64::MAX)
 }
 
 /// Whether the attendee already holds an active registration for the event (I2).

@@ -4,7 +4,7 @@
 //! sales, a failing command rolls back only its own savepoint, and the total order of commands is what
 //! makes the seat invariants (I1-I4) simple to keep.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::StoreError;
-use crate::domain::DomainEventType;
+use crate::domain::{DomainEventType, RegistrationId};
 
 /// How many domain events of each kind a transaction recorded in the outbox. The writer reports the
 /// tally of a group only once it has committed, so counters fed from it (`/metrics`) count what is
@@ -51,6 +51,16 @@ pub struct Tx<'c> {
     conn: &'c Connection,
     depth: Cell<u32>,
     events: Cell<EventTally>,
+    inserted: RefCell<Vec<NewReg>>,
+}
+
+/// A registration row a group inserted: its public id and its internal keys, which never change, so
+/// a read cache may keep them for good once the group has committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewReg {
+    pub id: RegistrationId,
+    pub seq: i64,
+    pub event_seq: i64,
 }
 
 impl<'c> Tx<'c> {
@@ -59,6 +69,7 @@ impl<'c> Tx<'c> {
             conn,
             depth: Cell::new(0),
             events: Cell::new(EventTally::default()),
+            inserted: RefCell::default(),
         }
     }
 
@@ -76,6 +87,7 @@ impl<'c> Tx<'c> {
         self.exec(&format!("SAVEPOINT sp{depth}"))?;
         self.depth.set(depth + 1);
         let events_before = self.events.get();
+        let inserted_before = self.inserted.borrow().len();
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
         self.depth.set(depth);
         // On some errors (disk full, I/O) SQLite rolls the whole transaction back by itself. The
@@ -84,6 +96,7 @@ impl<'c> Tx<'c> {
         let lost = self.conn.is_autocommit();
         if lost || !matches!(result, Ok(Ok(_))) {
             self.events.set(events_before);
+            self.inserted.borrow_mut().truncate(inserted_before);
         }
         match result {
             Ok(Ok(_)) if lost => Err(StoreError::TransactionLost.into()),
@@ -115,6 +128,11 @@ impl<'c> Tx<'c> {
     fn rollback_to(&self, depth: u32) -> Result<(), StoreError> {
         self.exec(&format!("ROLLBACK TO sp{depth}"))?;
         self.exec(&format!("RELEASE sp{depth}"))
+    }
+
+    /// Notes a registration row inserted, for the commit report.
+    pub(crate) fn note_registration(&self, reg: NewReg) {
+        self.inserted.borrow_mut().push(reg);
     }
 
     /// Counts an outbox row written, by kind: the commit wakes the outbox processor, and the counts
@@ -149,6 +167,8 @@ pub struct CommitReport {
     /// The events and attendees whose rows the group wrote (also when it failed: a cache may drop
     /// more than it must, never less). Each appears once.
     pub touched: Vec<Touched>,
+    /// The registrations the group inserted (empty when it failed).
+    pub inserted: Vec<NewReg>,
     /// Another connection (another process on the same file) committed since the writer last looked:
     /// anything read before may be stale. Also reported on its own (`commands` 0) when the writer is
     /// idle, within about a second.
@@ -163,10 +183,10 @@ fn data_version(conn: &Connection) -> Option<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
 }
 
-fn run_hooks(hooks: &Mutex<Vec<CommitHook>>, report: &CommitReport) {
+fn run_hooks(hooks: &Mutex<Vec<CommitHook>>, report: &CommitReport, conn: &Connection) {
     for hook in hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // A hook that panics must not take the only writer down with it.
-        if catch_unwind(AssertUnwindSafe(|| hook(report))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| hook(report, conn))).is_err() {
             tracing::error!("a commit hook panicked");
         }
     }
@@ -178,9 +198,13 @@ fn run_hooks(hooks: &Mutex<Vec<CommitHook>>, report: &CommitReport) {
 pub enum Touched {
     Event(i64),
     Attendee(i64),
+    /// A registration (inserted or updated): waitlist orders held in memory follow it.
+    Registration(i64),
 }
 
-pub type CommitHook = Arc<dyn Fn(&CommitReport) + Send + Sync>;
+/// Runs on the writer thread after each group, before its callers are answered. It gets the
+/// writer's connection, outside any transaction, to read back what the group committed.
+pub type CommitHook = Arc<dyn Fn(&CommitReport, &Connection) + Send + Sync>;
 
 /// A queued command: runs inside the transaction and hands back how to answer its caller once the
 /// outcome of the commit is known.
@@ -382,6 +406,7 @@ fn run(
             let t = match table {
                 "events" => Touched::Event(rowid),
                 "attendees" => Touched::Attendee(rowid),
+                "registrations" => Touched::Registration(rowid),
                 _ => return,
             };
             let mut v = sink.lock().unwrap_or_else(|p| p.into_inner());
@@ -410,9 +435,10 @@ fn run(
                         duration: Duration::ZERO,
                         ok: true,
                         touched: Vec::new(),
+                        inserted: Vec::new(),
                         foreign_change: true,
                     };
-                    run_hooks(&hooks, &report);
+                    run_hooks(&hooks, &report, &conn);
                 }
                 continue;
             }
@@ -436,6 +462,7 @@ fn run(
         let before = data_version(&conn);
         let foreign_change = before != version;
         let mut events = EventTally::default();
+        let mut inserted = Vec::new();
         let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
             Err(e) => Err(StoreError::from(e)),
             Ok(()) => {
@@ -453,6 +480,7 @@ fn run(
                     lost = conn.is_autocommit();
                 }
                 events = tx.events.get();
+                inserted = tx.inserted.take();
                 if lost {
                     Err(StoreError::TransactionLost)
                 } else {
@@ -471,6 +499,7 @@ fn run(
         };
         if outcome.is_err() {
             events = EventTally::default();
+            inserted.clear();
         } else {
             *last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
@@ -482,6 +511,7 @@ fn run(
         touched.sort_unstable_by_key(|t| match t {
             Touched::Event(s) => (0, *s),
             Touched::Attendee(s) => (1, *s),
+            Touched::Registration(s) => (2, *s),
         });
         touched.dedup();
         let report = CommitReport {
@@ -491,6 +521,7 @@ fn run(
             duration: started.elapsed(),
             ok: outcome.is_ok(),
             touched,
+            inserted,
             foreign_change,
         };
         // Our own commits do not move our connection's data_version; what moved it before BEGIN
@@ -498,7 +529,7 @@ fn run(
         version = before;
         // Hooks run before the callers are answered: a caller that reads right after its write must
         // find the cache already cleared of what the write changed, and the commit in the metrics.
-        run_hooks(&hooks, &report);
+        run_hooks(&hooks, &report, &conn);
         for reply in replies.drain(..) {
             reply(outcome.as_ref().map(|_| ()));
         }

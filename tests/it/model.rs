@@ -344,6 +344,17 @@ fn compare(m: &Model, r: &Real) -> Result<(), TestCaseError> {
             }
             (None, None) => prop_assert_eq!(reg.status, RegStatus::Cancelled),
         }
+        // The position route answers from the read cache (the registration's keys and the event's
+        // waitlist order the writer keeps up to date) or from the file: either way the same.
+        let view = r.app.position(id).expect("position");
+        prop_assert_eq!(view.status, reg.status.as_str());
+        prop_assert_eq!(view.position, reg.position);
+        prop_assert_eq!(view.waitlist_length, m.waiting.len() as i64);
+        if let Some(cached) = r.app.position_cached(id) {
+            prop_assert_eq!(cached.status, reg.status.as_str());
+            prop_assert_eq!(cached.position, reg.position, "the cached position");
+            prop_assert_eq!(cached.waitlist_length, m.waiting.len() as i64);
+        }
     }
     let list = r
         .app

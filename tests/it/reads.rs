@@ -42,6 +42,11 @@ async fn an_event_read_after_a_sale_shows_the_sale_and_repeated_reads_hit_the_ca
     let b = t.attendee(2).await;
     assert_eq!(t.register(&event, &b).await.json()["status"], "waitlisted");
     assert_eq!(t.get(&path, None).await.json()["waitlisted"], 1);
+    // The event was being read, so the writer stored its new counts before answering the sales:
+    // the reads after them were hits, not trips to the database.
+    let (h2, m2) = cache_counts(&t, "event").await;
+    assert_eq!(m2, m1, "no miss after the sales");
+    assert_eq!(h2 - h1, 2.0);
 
     // An edit by the admin shows on the next read too.
     let patched = t
@@ -137,6 +142,128 @@ async fn positions_move_as_soon_as_someone_ahead_leaves() {
     );
     let (hits, _) = cache_counts(&t, "position").await;
     assert!(hits >= 1.0, "the repeated read was a hit: {hits}");
+}
+
+/// Every registration's position, as the position route answers it, and as the operator's waitlist
+/// list (counted over the file) gives it.
+async fn positions_both_ways(
+    t: &TestApp,
+    event: &str,
+    regs: &[String],
+) -> (Vec<Value>, Vec<Value>) {
+    let mut routed = Vec::new();
+    for id in regs {
+        let p = pos(t, id.clone()).await;
+        routed.push(json!([
+            id,
+            p["status"],
+            p["position"],
+            p["waitlist_length"]
+        ]));
+    }
+    let list = t
+        .get(
+            &format!("/api/v1/events/{event}/waitlist?limit=500"),
+            Some(&t.admin),
+        )
+        .await
+        .json();
+    let items = list["items"].as_array().expect("items");
+    let mut counted = Vec::new();
+    for id in regs {
+        let found = items.iter().find(|r| r["id"] == json!(id));
+        counted.push(match found {
+            Some(r) => json!([id, "waitlisted", r["position"], items.len()]),
+            None => {
+                let r = t
+                    .get(&format!("/api/v1/registrations/{id}"), Some(&t.admin))
+                    .await
+                    .json();
+                json!([id, r["status"], Value::Null, items.len()])
+            }
+        });
+    }
+    (routed, counted)
+}
+
+#[tokio::test]
+async fn positions_stay_exact_while_the_waitlist_moves_and_polls_stay_in_memory() {
+    let t = spawn_app();
+    let event = t.published_event(3).await;
+    let mut regs = Vec::new();
+    for n in 0..12 {
+        let a = t.attendee(n).await;
+        regs.push(
+            t.register(&event, &a).await.json()["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    // The first polls read the waitlist order once; from then on the writer edits it.
+    let (routed, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(routed, counted);
+    let (_, order_misses) = cache_counts(&t, "waitlist").await;
+
+    let cancel = |id: String| {
+        let t = &t;
+        async move {
+            let r = t
+                .post(
+                    &format!("/api/v1/registrations/{id}/cancel"),
+                    Some(&t.admin),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "cancel {id}");
+        }
+    };
+    // Someone in the middle of the waitlist leaves; a seat holder leaves (the head is promoted);
+    // newcomers join at the end; capacity goes up by two (two promotions at once).
+    cancel(regs[7].clone()).await;
+    let (routed, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(routed, counted, "after a waiting registration left");
+    cancel(regs[1].clone()).await;
+    let (routed, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(routed, counted, "after a promotion");
+    assert_eq!(routed[3][1], "confirmed", "the head took the freed seat");
+    for n in 12..15 {
+        let a = t.attendee(n).await;
+        regs.push(
+            t.register(&event, &a).await.json()["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let patched = t
+        .send(
+            "PATCH",
+            &format!("/api/v1/events/{event}"),
+            Some(&t.admin),
+            Some(json!({"capacity": 5})),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let (hits_before, _) = cache_counts(&t, "position").await;
+    let (routed, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(routed, counted, "after newcomers and a capacity rise");
+    let waiting = routed.iter().filter(|r| r[1] == "waitlisted").count();
+    assert_eq!(waiting, 15 - 5 - 2, "15 registered, 5 seats, 2 left");
+
+    // Every poll of a waiting registration was answered from memory, and the order was never read
+    // again: the writer kept it up to date through all of the above.
+    let (hits_after, _) = cache_counts(&t, "position").await;
+    assert!(
+        hits_after - hits_before >= waiting as f64,
+        "{waiting} waiting, {} hits",
+        hits_after - hits_before
+    );
+    let (_, order_misses_after) = cache_counts(&t, "waitlist").await;
+    assert_eq!(
+        order_misses_after, order_misses,
+        "the waitlist order was not read again"
+    );
 }
 
 #[tokio::test]

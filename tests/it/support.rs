@@ -61,8 +61,8 @@ pub fn spawn_app_opts(
             addr_tx
                 .send(listener.local_addr().expect("addr"))
                 .expect("send addr");
-            let router = boxoffice::http::router(server_app, &cfg);
-            boxoffice::http::serve(listener, router, &cfg, async {
+            let router = boxoffice::http::router(server_app.clone(), &cfg);
+            boxoffice::http::serve(listener, server_app, router, &cfg, async {
                 let _ = stopped.await;
             })
             .await

@@ -208,7 +208,7 @@ fn a_full_disk_is_storage_unavailable_and_writes_resume_when_there_is_room() {
 fn a_panicking_commit_hook_does_not_stop_the_writer() {
     let (_dir, app) = open();
     app.store()
-        .on_commit(Arc::new(|_| panic!("a bug in a hook")));
+        .on_commit(Arc::new(|_, _| panic!("a bug in a hook")));
     app.store()
         .write(|tx| insert_audit(tx, "one"))
         .expect("first");
