@@ -7,8 +7,9 @@
 //! Both answer in the API's JSON shape (the in-process side serializes the same read models the
 //! handlers do), and one [`Adapter`] turns that shape into the console's data types, so the local
 //! and the remote console cannot drift apart: same figures, same actions, same use cases, same audit
-//! rows. Figures the box does not have yet (request rate, latency percentiles, cache hit rate: they
-//! belong to `/metrics`, not built yet) are `None`, and the console shows "n/a".
+//! rows. The request and cache counters come from the `/metrics` text on both sides (in-process,
+//! the same function renders it that answers `GET /metrics`), read by one parser (`scrape`); the
+//! console turns successive samples into figures over its window.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use crate::domain::{
     AttendeeId, EventId, EventPatch, EventStatus, FieldError, NewAttendee, NewEvent, RegStatus,
     RegistrationId, Timestamp,
 };
+
+mod scrape;
 
 /// Rows a list screen loads: the first page of an event's seat holders or waitlist, of the
 /// outbox, of the audit log. The event's counts say how many there are in all.
@@ -115,6 +118,8 @@ pub enum Call {
 pub trait Transport: Send {
     fn origin(&self) -> Origin;
     fn call(&mut self, call: Call) -> Result<Value, Refusal>;
+    /// The text of `GET /metrics`.
+    fn metrics(&mut self) -> Result<String, Refusal>;
 }
 
 // ----- in-process -----
@@ -275,6 +280,10 @@ impl Transport for InProcess {
             Call::Retry { id } => to_json(app.retry_outbox_message(actor, &id)),
         }
     }
+
+    fn metrics(&mut self) -> Result<String, Refusal> {
+        crate::metrics::exposition(&self.app).map_err(refusal)
+    }
 }
 
 // ----- remote -----
@@ -300,7 +309,14 @@ impl Http {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             anyhow::bail!("--url must be http://HOST:PORT or https://HOST:PORT");
         }
+        // The user agent tells the box which requests are the console's, so the figures it shows
+        // can leave out its own polling (see `metrics::CONSOLE_USER_AGENT`).
         let client = reqwest::Client::builder()
+            .user_agent(format!(
+                "{}{}",
+                crate::metrics::CONSOLE_USER_AGENT,
+                env!("CARGO_PKG_VERSION")
+            ))
             .timeout(REMOTE_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -428,16 +444,14 @@ impl Http {
     }
 }
 
-impl Transport for Http {
-    fn origin(&self) -> Origin {
-        Origin {
-            actor: self.actor.clone(),
-            place: self.base.clone(),
-        }
-    }
-
-    fn call(&mut self, call: Call) -> Result<Value, Refusal> {
-        let (method, path, body) = self.request(call);
+impl Http {
+    /// Sends one request and reads the whole answer.
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), Refusal> {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -447,12 +461,37 @@ impl Transport for Http {
         }
         let unreachable =
             |e: reqwest::Error| Refusal::new("unreachable", format!("{}: {e}", self.base));
-        let (status, bytes) = self.rt.block_on(async {
+        self.rt.block_on(async {
             let resp = req.send().await.map_err(unreachable)?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(unreachable)?;
-            Ok::<_, Refusal>((status, bytes))
-        })?;
+            Ok::<_, Refusal>((status, bytes.to_vec()))
+        })
+    }
+}
+
+impl Transport for Http {
+    fn origin(&self) -> Origin {
+        Origin {
+            actor: self.actor.clone(),
+            place: self.base.clone(),
+        }
+    }
+
+    fn metrics(&mut self) -> Result<String, Refusal> {
+        let (status, bytes) = self.send(reqwest::Method::GET, "/metrics", None)?;
+        if !status.is_success() {
+            return Err(Refusal::new(
+                "bad_answer",
+                format!("GET /metrics: {status}"),
+            ));
+        }
+        String::from_utf8(bytes).map_err(|_| Refusal::new("bad_answer", "GET /metrics: not UTF-8"))
+    }
+
+    fn call(&mut self, call: Call) -> Result<Value, Refusal> {
+        let (method, path, body) = self.request(call);
+        let (status, bytes) = self.send(method, &path, body)?;
         let value: Value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -562,6 +601,8 @@ pub struct Adapter<T: Transport> {
     /// Attendee names by id: a registration list carries ids only, and names change only when an
     /// attendee is erased, so a remote console asks for each name once, not every second.
     names: HashMap<String, String>,
+    /// Why the last dashboard had no request figures, if it had none.
+    traffic_error: Option<String>,
 }
 
 /// The in-process console's backend.
@@ -586,6 +627,7 @@ impl<T: Transport> Adapter<T> {
         Self {
             transport,
             names: HashMap::new(),
+            traffic_error: None,
         }
     }
 
@@ -632,11 +674,22 @@ impl<T: Transport> Adapter<T> {
             status: Some("published"),
             after: None,
         })?;
+        // Without its counters the dashboard still shows the rest, and "n/a" for the request
+        // figures: a box that cannot be read is no reason to hide its outbox.
+        let traffic = self
+            .transport
+            .metrics()
+            .map_err(|r| r.detail)
+            .and_then(|text| scrape::traffic(&text, time(&stats, "started_at").unwrap_or(0)));
+        // Said once in the log (the in-process console's file), not every second.
+        let error = traffic.as_ref().err().cloned();
+        if error.is_some() && error != self.traffic_error {
+            tracing::warn!(error = error.as_deref(), "the console cannot read /metrics");
+        }
+        self.traffic_error = error;
         Ok(Dashboard {
             at: time(&stats, "at").unwrap_or(0),
-            requests_per_s: None,
-            latency: None,
-            cache_hit_rate: None,
+            traffic: traffic.ok(),
             registrations_total: stats["registrations_total"].as_u64(),
             checked_in_total: stats["checked_in_total"].as_u64(),
             outbox: Some(outbox_figures(&stats["outbox"])),

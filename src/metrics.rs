@@ -10,6 +10,11 @@
 //! Business counters (`registrations_total`, `waitlist_promotions_total`, `checkins_total`) come from
 //! the domain events of each committed group (see `store::EventTally`): they count what is durable,
 //! never what was attempted and rolled back.
+//!
+//! The requests of the remote operator console (its `User-Agent` starts with
+//! [`CONSOLE_USER_AGENT`]) are counted like every other request, and once more in the
+//! `console_http_*` series, so the console can leave its own polling out of the figures it shows.
+//! [`exposition`] is the one text both `/metrics` and the in-process console read.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +23,9 @@ use std::time::Duration;
 
 use crate::app::OutboxSnapshot;
 use crate::domain::DomainEventType;
+
+/// How the remote console names itself in `User-Agent` (followed by its version).
+pub const CONSOLE_USER_AGENT: &str = "boxoffice-console/";
 
 /// The label of requests that matched no route (404s of the fallback): one series for all of them,
 /// so scanners probing random paths cannot grow the output.
@@ -169,6 +177,22 @@ impl Routes {
     }
 }
 
+/// The remote console's own requests, over all routes: already in the request series, counted here
+/// a second time so the console can subtract them (route and status do not matter for that).
+struct ConsoleSeries {
+    requests: AtomicU64,
+    latency: Histogram,
+}
+
+impl Default for ConsoleSeries {
+    fn default() -> Self {
+        Self {
+            requests: AtomicU64::new(0),
+            latency: Histogram::new(REQUEST_BUCKETS_NS, 1e9),
+        }
+    }
+}
+
 /// The in-memory series. One per `App`; shared by the HTTP layer (requests) and the writer thread
 /// (commits).
 pub struct Metrics {
@@ -180,6 +204,7 @@ pub struct Metrics {
     checkins: AtomicU64,
     commit_batch: Histogram,
     commit_duration: Histogram,
+    console: ConsoleSeries,
     // The cache's series (`cache_hits_total`, `cache_misses_total{kind}`) go here, next to the
     // other counters, with a line for each in `render`.
 }
@@ -195,6 +220,7 @@ impl Default for Metrics {
             checkins: AtomicU64::new(0),
             commit_batch: Histogram::new(BATCH_BUCKETS, 1.0),
             commit_duration: Histogram::new(COMMIT_BUCKETS_NS, 1e9),
+            console: ConsoleSeries::default(),
         }
     }
 }
@@ -217,6 +243,13 @@ impl Metrics {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         slot.latency.observe(nanos(elapsed));
+    }
+
+    /// Counts one request of the remote console a second time (see [`CONSOLE_USER_AGENT`]); the
+    /// caller has counted it with [`Metrics::record_request`] too.
+    pub fn record_console_request(&self, elapsed: Duration) {
+        self.console.requests.fetch_add(1, Ordering::Relaxed);
+        self.console.latency.observe(nanos(elapsed));
     }
 
     /// One group commit of the writer: its size and duration, and the domain events it made durable
@@ -268,6 +301,15 @@ fn escape(value: &str) -> String {
     s
 }
 
+/// The whole text of `/metrics` for `app`: what the handler answers and what the in-process console
+/// parses, so the two cannot differ.
+pub fn exposition(app: &crate::app::App) -> crate::app::Result<String> {
+    let outbox = app.outbox_stats()?;
+    let mut text = render(app.metrics(), &outbox, app.store().writer_queue());
+    render_cache(&mut text, &app.cache_stats());
+    Ok(text)
+}
+
 /// Renders every series: requests, business counters, commits, the outbox and the writer's queue.
 pub fn render(metrics: &Metrics, outbox: &OutboxSnapshot, writer_queue: usize) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -309,6 +351,21 @@ fn render_requests(out: &mut String, m: &Metrics) {
         let labels = format!("route=\"{}\",", escape(&slot.route));
         slot.latency.render(out, name, &labels);
     }
+    single(
+        out,
+        "console_http_requests_total",
+        "counter",
+        "Requests of the remote operator console (User-Agent boxoffice-console/), also counted in http_requests_total.",
+        m.console.requests.load(Ordering::Relaxed) as f64,
+    );
+    let name = "console_http_request_duration_seconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "Latency of the remote operator console's requests over all routes, also in http_request_duration_seconds.",
+    );
+    m.console.latency.render(out, name, "");
 }
 
 fn render_business(out: &mut String, m: &Metrics) {

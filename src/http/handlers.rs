@@ -1310,14 +1310,7 @@ pub async fn decline_offer(
     extensions(("x-required-role" = json!("anyone"))))]
 pub async fn metrics(State(ctx): State<Ctx>) -> Response {
     let app = ctx.app.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        app.outbox_stats().map(|o| {
-            let mut text = crate::metrics::render(app.metrics(), &o, app.store().writer_queue());
-            crate::metrics::render_cache(&mut text, &app.cache_stats());
-            text
-        })
-    })
-    .await;
+    let rendered = tokio::task::spawn_blocking(move || crate::metrics::exposition(&app)).await;
     match rendered {
         Ok(Ok(text)) => (
             StatusCode::OK,

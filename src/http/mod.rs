@@ -232,7 +232,8 @@ struct Frame {
 }
 
 /// Around every request: request id in, security headers out, a problem document for every error
-/// response that lacks one, the request's series in `/metrics`, and one log line.
+/// response that lacks one, the request's series in `/metrics` (and the console's, for a request of
+/// the remote console), and one log line.
 ///
 /// The log line carries the request id, method, route template, status and latency, and nothing
 /// from the request itself: not the raw path or query, not a header, not a byte of the body. That
@@ -244,6 +245,10 @@ async fn frame(State(frame_state): State<Arc<Frame>>, mut req: Request, next: Ne
     let method = req.method().clone();
     // A clone of the matched path shares its string: no allocation per request for the log line.
     let route = req.extensions().get::<MatchedPath>().cloned();
+    let from_console = req.headers().get(header::USER_AGENT).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(crate::metrics::CONSOLE_USER_AGENT.as_bytes())
+    });
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
 
@@ -284,10 +289,11 @@ async fn frame(State(frame_state): State<Arc<Frame>>, mut req: Request, next: Ne
 
     let elapsed = started.elapsed();
     let route = route.as_ref().map(MatchedPath::as_str);
-    frame_state
-        .app
-        .metrics()
-        .record_request(route, status.as_u16(), elapsed);
+    let metrics = frame_state.app.metrics();
+    metrics.record_request(route, status.as_u16(), elapsed);
+    if from_console {
+        metrics.record_console_request(elapsed);
+    }
     // Milliseconds with microsecond precision, and the route unquoted: a line a person can read.
     let ms = elapsed.as_secs_f64() * 1000.0;
     let latency_ms = format_args!("{ms:.3}");

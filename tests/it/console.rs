@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use boxoffice::app::{App, AppOptions};
 use boxoffice::console::{Local, Remote};
 use serde_json::json;
-use tui::{Action, AuditFilter, Backend, Data, Done, DoorResult, EventFields, EventState, Query};
+use tui::{
+    traffic, Action, AuditFilter, Backend, Data, Done, DoorResult, EventFields, EventState, Query,
+    Traffic,
+};
 
 use crate::support::{bin, free_port, run_cli, spawn_app, Server};
 
@@ -195,14 +198,99 @@ fn assert_same_figures(remote: &mut dyn Backend, local: &mut dyn Backend, event:
         r.outbox.map(|o| (o.pending, o.dead)),
         l.outbox.map(|o| (o.pending, o.dead))
     );
-    // Not built yet on either side (they belong to /metrics): "n/a", never a made-up number.
+    // Both read their box's request counters. The local console here is a second app on the file,
+    // which answered no HTTP request and has its cache off: nothing to count, and no made-up number.
     for d in [&r, &l] {
-        assert_eq!(
-            (d.requests_per_s, d.latency, d.cache_hit_rate),
-            (None, None, None)
-        );
+        assert!(d.traffic.is_some(), "{d:?}");
         assert!(d.uptime_secs.is_some());
     }
+    let l = l.traffic.expect("local traffic");
+    assert_eq!((l.requests, l.cache_hits, l.cache_misses), (0, 0, 0));
+}
+
+fn traffic(b: &mut dyn Backend) -> (tui::Millis, Traffic) {
+    let Data::Dashboard(d) = load(b, Query::Dashboard) else {
+        panic!("not a dashboard")
+    };
+    (d.at, d.traffic.expect("the box's counters"))
+}
+
+/// Real requests over HTTP show on the remote console's dashboard: exactly those, not its own
+/// polling, with percentiles inside the box's buckets and the reads' cache hits.
+fn assert_requests_show(rt: &tokio::runtime::Runtime, remote: &mut dyn Backend, url: &str) {
+    let mut window = traffic::Window::default();
+    let (at, before) = traffic(remote);
+    window.push(at, Some(&before));
+    let client = reqwest::Client::new();
+    let reads = 30;
+    for _ in 0..reads {
+        let r = rt.block_on(client.get(url).send()).expect("GET the event");
+        assert_eq!(r.status(), 200);
+        // The console polling meanwhile does not count.
+        load(remote, Query::Dashboard);
+    }
+    // A rate needs a second of the box's time between two samples.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let (at, after) = traffic(remote);
+    window.push(at, Some(&after));
+    assert_eq!(
+        after.requests - before.requests,
+        reads,
+        "{before:?} {after:?}"
+    );
+    let hits = after.cache_hits - before.cache_hits;
+    let lookups = hits + after.cache_misses - before.cache_misses;
+    assert_eq!(lookups, reads, "one cache lookup per read");
+    assert!(hits >= reads - 2, "the event's reads hit the cache: {hits}");
+
+    let traffic::Recent::Known(f) = window.recent() else {
+        panic!("{:?}", window.recent())
+    };
+    assert_eq!(f.requests, reads);
+    assert!(f.span_ms >= 1_000, "{f:?}");
+    let per_s = reads as f64 * 1000.0 / f.span_ms as f64;
+    assert!((f.requests_per_s - per_s).abs() < 1e-9, "{f:?}");
+    let l = f.latency.expect("percentiles of 30 requests");
+    assert!(
+        0.0 < l.p50_ms && l.p50_ms <= l.p95_ms && l.p95_ms <= l.p99_ms && l.p99_ms < 1_000.0,
+        "{l:?}"
+    );
+    assert!(f.cache_hit_rate.is_some_and(|r| r >= 0.9), "{f:?}");
+}
+
+/// In the product the in-process console reads the serving box's own counters: with both consoles
+/// on one box, the remote one (over HTTP) and the local one (in-process) show the very same request
+/// and cache counters, since the remote one leaves its own requests out.
+#[test]
+fn both_consoles_read_the_same_request_counters_of_one_box() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let t = spawn_app();
+    let ev = rt.block_on(t.published_event(10));
+    let mut local = Local::local(t.app.clone());
+    let mut remote = Remote::remote(&t.url(""), &t.admin).expect("remote console");
+    let same = |remote: &mut Remote, local: &mut Local| {
+        let (_, r) = traffic(remote);
+        let (_, l) = traffic(local);
+        assert_eq!(r, l);
+        r
+    };
+    let before = same(&mut remote, &mut local);
+    for _ in 0..20 {
+        let r = rt.block_on(t.get(&format!("/api/v1/events/{ev}"), None));
+        assert_eq!(r.status, 200);
+        load(&mut remote, Query::Events);
+    }
+    let after = same(&mut remote, &mut local);
+    assert_eq!(after.requests - before.requests, 20);
+    assert_eq!(
+        after.latency_buckets.last().map(|b| b.1),
+        Some(after.requests),
+        "every request in the histogram, none of the console's"
+    );
+    assert_eq!(
+        (after.cache_hits + after.cache_misses) - (before.cache_hits + before.cache_misses),
+        20
+    );
 }
 
 /// The remote console (HTTP, a token) against a headless box shows what the in-process console
@@ -340,6 +428,11 @@ fn the_remote_console_shows_the_same_figures_and_does_the_same_actions() {
         },
     );
     assert_same_figures(&mut remote, &mut local, &gala.id);
+    assert_requests_show(
+        &rt,
+        &mut remote,
+        &server.url(&format!("/api/v1/events/{}", gala.id)),
+    );
 
     let Data::Audit(rows) = load(&mut remote, Query::Audit(AuditFilter::default())) else {
         panic!("no audit")

@@ -33,6 +33,8 @@ async fn every_series_is_there_and_moves_with_committed_work_only() {
         ("outbox_failed", "counter"),
         ("outbox_dead_count", "gauge"),
         ("outbox_delivery_duration_seconds", "histogram"),
+        ("console_http_requests", "counter"),
+        ("console_http_request_duration_seconds", "histogram"),
     ] {
         // The parser names counter families without their `_total`.
         assert_eq!(
@@ -182,4 +184,45 @@ async fn every_series_is_there_and_moves_with_committed_work_only() {
     assert_eq!(delta("db_commit_duration_seconds_count", &[]), commits);
     assert!(delta("db_commit_duration_seconds_sum", &[]) > 0.0);
     assert!(delta("db_commit_batch_size_sum", &[]) >= commits);
+}
+
+/// A request of the remote console (its user agent) counts like any other, and once more in the
+/// console's own series, which the console subtracts; other clients' requests are not in those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_requests_are_counted_twice_and_no_one_elses() {
+    let t = spawn_app();
+    let (before, _) = scrape_families(&t).await;
+    let ping = t.url("/api/v1/ping");
+    for agent in [
+        "boxoffice-console/0.1.0",
+        "curl/8.0",
+        "a boxoffice-console/",
+    ] {
+        let r = t
+            .client
+            .get(&ping)
+            .header("user-agent", agent)
+            .send()
+            .await
+            .expect("ping");
+        assert_eq!(r.status(), 200);
+    }
+    let (after, _) = scrape_families(&t).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    let ping_200 = [("route", "/api/v1/ping"), ("status", "200")];
+    assert_eq!(delta("http_requests_total", &ping_200), 3.0);
+    assert_eq!(delta("console_http_requests_total", &[]), 1.0);
+    assert_eq!(
+        delta("console_http_request_duration_seconds_count", &[]),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "console_http_request_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        1.0
+    );
 }

@@ -22,9 +22,9 @@ pub struct Origin {
 pub struct Dashboard {
     /// When the box took this sample (its clock).
     pub at: Millis,
-    pub requests_per_s: Option<f64>,
-    pub latency: Option<Latency>,
-    pub cache_hit_rate: Option<f64>,
+    /// The box's request and cache counters now; the console turns successive samples into
+    /// requests per second, latency percentiles and the cache hit rate of the last seconds.
+    pub traffic: Option<Traffic>,
     /// Registrations ever made (online, walk-up, waitlisted): a counter that only grows. The console
     /// turns successive samples into registrations per minute.
     pub registrations_total: Option<u64>,
@@ -35,6 +35,23 @@ pub struct Dashboard {
     pub uptime_secs: Option<u64>,
     /// Published events, soonest first, for the at-a-glance table.
     pub on_sale: Vec<EventRow>,
+}
+
+/// The box's cumulative request and cache counters at one moment (they start at zero with the box
+/// and only grow), leaving out the requests this console made itself. Two samples give what
+/// happened between them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Traffic {
+    /// When the box started, and with it these counters: a different value means a restarted box.
+    pub since: Millis,
+    /// Requests answered, over every route and status.
+    pub requests: u64,
+    /// The latency histogram over every route: (upper bound in milliseconds, requests that took at
+    /// most that long), cumulative, bounds ascending, the last one `f64::INFINITY`.
+    pub latency_buckets: Vec<(f64, u64)>,
+    /// Reads answered from the read cache, and reads it could not answer, over every kind.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
 }
 
 /// Request latency percentiles in milliseconds.

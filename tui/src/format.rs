@@ -1,7 +1,7 @@
 //! Numbers and times as the screens print them. Times are UTC and say so: the console has no time
 //! zone database, and a wrong local time at the door is worse than a labelled UTC one.
 
-use crate::data::Millis;
+use crate::data::{Latency, Millis};
 
 /// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
 fn civil(days: i64) -> (i64, u32, u32) {
@@ -77,6 +77,41 @@ pub fn or_na<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "n/a".to_string())
 }
 
+/// A figure in at most three or four characters: one decimal under 10, none from there on.
+fn short(v: f64) -> String {
+    if v < 9.95 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `0`, `0.4`, `12`, `6021`: requests per second.
+pub fn per_second(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else {
+        short(v)
+    }
+}
+
+/// `0.4/1.2/4.8 ms`, or `0.1/0.9/2.5 s` once the p99 reaches a second: one unit for the three, so
+/// they read at a glance and fit the dashboard's narrowest panel.
+pub fn latency(l: Latency) -> String {
+    let (div, unit) = if l.p99_ms >= 1000.0 {
+        (1000.0, "s")
+    } else {
+        (1.0, "ms")
+    };
+    let v = |ms: f64| short(ms / div);
+    format!("{}/{}/{} {unit}", v(l.p50_ms), v(l.p95_ms), v(l.p99_ms))
+}
+
+/// `97.3%` of a ratio.
+pub fn percent(r: f64) -> String {
+    format!("{:.1}%", r * 100.0)
+}
+
 /// A text bar of `width` cells, `filled` of `total`: readable without colour.
 pub fn bar(filled: i64, total: i64, width: usize) -> String {
     if width == 0 {
@@ -128,5 +163,23 @@ mod tests {
         assert_eq!(bar(1, 300, 10), "█░░░░░░░░░");
         assert_eq!(bar(40, 40, 4), "████");
         assert_eq!(fit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn formats_request_figures_short() {
+        assert_eq!(per_second(0.0), "0");
+        assert_eq!(per_second(0.3), "0.3");
+        assert_eq!(per_second(9.96), "10");
+        assert_eq!(per_second(6021.4), "6021");
+        let l = |p50_ms, p95_ms, p99_ms| Latency {
+            p50_ms,
+            p95_ms,
+            p99_ms,
+        };
+        assert_eq!(latency(l(0.43, 1.26, 4.76)), "0.4/1.3/4.8 ms");
+        assert_eq!(latency(l(3.0, 42.0, 999.0)), "3.0/42/999 ms");
+        assert_eq!(latency(l(120.0, 900.0, 30_000.0)), "0.1/0.9/30 s");
+        assert_eq!(percent(0.9731), "97.3%");
+        assert_eq!(percent(1.0), "100.0%");
     }
 }

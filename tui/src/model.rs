@@ -12,6 +12,7 @@ use crate::data::{
     EventFields, EventRow, EventState, Failure, Message, Millis, Origin, Query, Seat, SeatState,
 };
 use crate::keys::{self, Command, Key, Screen};
+use crate::traffic;
 
 /// How the console was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +279,8 @@ pub struct Model {
     pub size: (u16, u16),
     pub dashboard: Option<Dashboard>,
     pub rates: Rates,
+    /// Requests, latency and cache figures of the last seconds.
+    pub traffic: traffic::Window,
     pub events: Option<Vec<EventRow>>,
     pub events_sel: usize,
     pub events_filter: String,
@@ -323,6 +326,7 @@ impl Model {
             size: (80, 24),
             dashboard: None,
             rates: Rates::default(),
+            traffic: traffic::Window::default(),
             events: None,
             events_sel: 0,
             events_filter: String::new(),
@@ -596,6 +600,7 @@ fn loaded(m: &mut Model, query: Query, result: Result<Data, Failure>) {
     match data {
         Data::Dashboard(d) => {
             m.rates.push(&d);
+            m.traffic.push(d.at, d.traffic.as_ref());
             m.dashboard = Some(d);
         }
         Data::Events(e) => m.events = Some(e),

@@ -15,6 +15,7 @@ use crate::keys::{self, Command, Scope, Screen};
 use crate::model::{
     Confirm, Counter, DetailList, Form, Model, Overlay, Scan, Tone, SPARK_BUCKET_MS,
 };
+use crate::traffic::{Figures, Recent};
 
 /// Below this the console shows a message instead of clipped tables.
 pub const MIN_WIDTH: u16 = 70;
@@ -273,31 +274,40 @@ fn dashboard(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
     ])
     .areas(figures);
 
-    let na = "n/a".to_string();
+    // "n/a": the box gives no counters; "…": a second sample is on its way. The values get 14
+    // cells at 80 columns, what the longest latency line needs ("250/500/999 ms").
+    let recent = m.traffic.recent();
+    let figure = |known: &dyn Fn(&Figures) -> String| match &recent {
+        Recent::Missing => "n/a".to_string(),
+        Recent::Gathering => "…".to_string(),
+        Recent::Known(f) => known(f),
+    };
     let requests = vec![
         label_value(
             "requests/s ",
-            d.and_then(|d| d.requests_per_s)
-                .map(|v| format!("{v:.0}"))
-                .unwrap_or(na.clone()),
-            12,
+            figure(&|f| format::per_second(f.requests_per_s)),
+            11,
         ),
         label_value(
             "p50/95/99  ",
-            or_na(d.and_then(|d| d.latency), |l| {
-                format!("{:.0}/{:.0}/{:.0} ms", l.p50_ms, l.p95_ms, l.p99_ms)
-            }),
-            12,
+            figure(&|f| f.latency.map(format::latency).unwrap_or("idle".into())),
+            11,
         ),
         label_value(
             "cache hits ",
-            or_na(d.and_then(|d| d.cache_hit_rate), |r| {
-                format!("{:.0}%", r * 100.0)
+            figure(&|f| {
+                f.cache_hit_rate
+                    .map(format::percent)
+                    .unwrap_or("no lookups".into())
             }),
-            12,
+            11,
         ),
     ];
-    f.render_widget(Paragraph::new(requests).block(titled(" Requests ")), req);
+    let title = match &recent {
+        Recent::Known(f) => format!(" Requests, last {} s ", (f.span_ms + 500) / 1000),
+        _ => " Requests ".to_string(),
+    };
+    f.render_widget(Paragraph::new(requests).block(titled(title)), req);
 
     let o = d.and_then(|d| d.outbox);
     let outbox_lines = match o {

@@ -26,6 +26,25 @@ fn dashboard() {
     snap("dashboard", &model(opts()));
 }
 
+/// Nothing answered for the last 10 s: 0 requests/s, no percentiles, no cache lookups; never a
+/// number made up from older traffic.
+#[test]
+fn dashboard_idle() {
+    let mut m = model(opts());
+    let frozen = traffic(NOW);
+    for s in 1..=11 {
+        let at = NOW + s * 1_000;
+        let mut d = fixtures::dashboard(at, 400, 7);
+        d.traffic = Some(frozen.clone());
+        update(&mut m, Msg::Tick { now: at });
+        update(
+            &mut m,
+            Msg::Loaded(tui::Query::Dashboard, Ok(tui::Data::Dashboard(d))),
+        );
+    }
+    snap("dashboard_idle", &m);
+}
+
 #[test]
 fn dashboard_before_the_first_answer() {
     snap("dashboard_loading", &Model::new(origin(), opts()));

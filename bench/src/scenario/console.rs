@@ -8,14 +8,23 @@
 //!    --console` on a second, empty data dir) runs in tmux, and its whole process is measured: its
 //!    figure minus the idle server's is what the console adds in-process.
 //! 2. Rush. After a warm-up rush that is not counted (the first rush on a fresh file is always the
-//!    fastest), four rushes of the same attendees on four more events, A B B A: A with no console, B
-//!    with a remote console on the dashboard in tmux (attached before, quit after). The console on the same
-//!    two cores polls the API every second, which is at least what an in-process console costs the
-//!    server: the same reads, plus the HTTP around them.
+//!    fastest), rushes of the same attendees on fresh events, interleaved A B A B ... A with
+//!    [`PAIRS`] B: A with no console, B with a remote console on the dashboard in tmux (attached
+//!    before, quit after). Every rush starts after the same pause ([`SETTLE`], the time a console
+//!    gets to start). The console on the same two cores polls the API every second (the box's
+//!    figures, the events on sale, `/metrics`), which is at least what an in-process console costs
+//!    the server: the same reads, plus the HTTP around them.
+//!
+//! The verdict compares like with like. Rushes run slower as the file grows, so each B is compared
+//! with the mean of the A right before and the A right after it, which cancels a steady decline;
+//! and the run-to-run noise is the A rushes' scatter around a straight line through them (their
+//! plain standard deviation, trend included, is reported too). The console "does not slow the API
+//! measurably" when the mean difference of the B rushes from their A neighbours is inside that
+//! noise; a paired t statistic over the B rushes is reported beside it.
 //!
 //! Checks: an idle dashboard costs under 5 ms of CPU per second (remote process, and in-process
-//! console over the idle server), and the rushes with a console keep at least 90% of the rate
-//! without (runs on this shared machine vary by several percent; the figures are in the report).
+//! console over the idle server), the rushes with a console keep at least 90% of the rate of the A
+//! rushes around them (on average), and the slowdown is not measurable as above.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,6 +50,111 @@ const SETTLE: Duration = Duration::from_secs(3);
 const IDLE_LIMIT_MS_PER_S: f64 = 5.0;
 /// The rate a rush watched by a console must keep.
 const KEEP_AT_LEAST: f64 = 0.9;
+/// Rushes with a console (B) after the warm-up; each runs between two without (A): A B A B ... A.
+const PAIRS: usize = 4;
+
+/// The rushes with a console (B) against those without (A) around them.
+#[derive(Debug, Clone, PartialEq)]
+struct Comparison {
+    /// Per B: its rate over the mean of the A right before and the A right after it.
+    kept: Vec<f64>,
+    kept_mean: f64,
+    a_mean: f64,
+    /// The sample standard deviation of the A rates, trend and noise together.
+    a_sd: f64,
+    /// How much the A rates change from one rush to the next on average (the file grows): the
+    /// slope of a straight line through them, per rush (A and B alike).
+    a_trend_per_rush: f64,
+    /// The A runs' scatter around that line (residual standard deviation): the run-to-run noise.
+    a_noise_sd: f64,
+    /// The mean of B minus the mean of its two A neighbours, in registrations per second.
+    mean_difference: f64,
+    /// `mean_difference` over the standard error of those differences (`None` when they are all
+    /// equal).
+    paired_t: Option<f64>,
+    /// The two-sided 5% critical value of Student's t for `pairs - 1` degrees of freedom.
+    t_critical: f64,
+    /// `|mean_difference| <= a_noise_sd`: the console's effect, if any, is inside the noise of runs
+    /// without it.
+    not_measurable: bool,
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len().max(1) as f64
+}
+
+/// The sample standard deviation (n - 1); 0 for fewer than two values.
+fn sd(x: &[f64]) -> f64 {
+    if x.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(x);
+    (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt()
+}
+
+/// Student's t, two-sided 5%, for 1 to 10 degrees of freedom (more: the normal's 1.96, close enough
+/// past 10).
+fn t_critical(df: usize) -> f64 {
+    const TABLE: [f64; 10] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    ];
+    df.checked_sub(1)
+        .and_then(|i| TABLE.get(i))
+        .copied()
+        .unwrap_or(1.96)
+}
+
+/// The least-squares line through `(x, y)`: (slope, residual standard deviation with n - 2
+/// degrees of freedom; 0 for fewer than three points).
+fn line(points: &[(f64, f64)]) -> (f64, f64) {
+    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let (mx, my) = (mean(&xs), mean(&ys));
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    if points.len() < 3 {
+        return (slope, 0.0);
+    }
+    let ssr: f64 = points
+        .iter()
+        .map(|(x, y)| (y - (my + slope * (x - mx))).powi(2))
+        .sum();
+    (slope, (ssr / (points.len() - 2) as f64).sqrt())
+}
+
+/// `a` are the rushes without a console in run order, `b` those with one, `b[i]` run between
+/// `a[i]` and `a[i + 1]` (so `a` has one more).
+fn compare(a: &[f64], b: &[f64]) -> Comparison {
+    let around: Vec<f64> = a.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    let kept: Vec<f64> = b
+        .iter()
+        .zip(&around)
+        .map(|(b, a)| if *a > 0.0 { b / a } else { 0.0 })
+        .collect();
+    let diffs: Vec<f64> = b.iter().zip(&around).map(|(b, a)| b - a).collect();
+    let mean_difference = mean(&diffs);
+    let se = sd(&diffs) / (diffs.len() as f64).sqrt();
+    // A runs at rush 0, 2, 4, ... of the interleaved order.
+    let points: Vec<(f64, f64)> = a
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (2.0 * i as f64, *v))
+        .collect();
+    let (a_trend_per_rush, a_noise_sd) = line(&points);
+    Comparison {
+        kept_mean: mean(&kept),
+        kept,
+        a_mean: mean(a),
+        a_sd: sd(a),
+        a_trend_per_rush,
+        a_noise_sd,
+        mean_difference,
+        paired_t: (se > 0.0).then(|| mean_difference / se),
+        t_critical: t_critical(diffs.len().saturating_sub(1)),
+        not_measurable: mean_difference.abs() <= a_noise_sd,
+    }
+}
 
 /// A tmux server of its own, with one 120x40 window running one command.
 struct Tmux {
@@ -202,17 +316,18 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         started.elapsed(),
     ));
 
-    // 2. The rushes, A B B A; B with a remote console watching.
+    // 2. The rushes, A B A B ... A; B with a remote console watching.
     let (first, ids, mut rush_setup) = on_sale(server, p, p.capacity).await?;
     setup.append(&mut rush_setup);
-    let mut events = vec![first.id];
-    for name in [
-        "A1 (no console)",
-        "B1 (console)",
-        "B2 (console)",
-        "A2 (no console)",
-    ] {
-        events.push(create_event(admin, &format!("Rush {name}"), p.capacity).await?);
+    let mut runs = Vec::new();
+    for pair in 1..=PAIRS {
+        runs.push((format!("rush A{pair}, no console"), false));
+        runs.push((format!("rush B{pair}, console on the dashboard"), true));
+    }
+    runs.push((format!("rush A{}, no console", PAIRS + 1), false));
+    let mut events = Vec::new();
+    for (name, _) in &runs {
+        events.push(create_event(admin, name, p.capacity).await?);
     }
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         ids.iter()
@@ -225,32 +340,23 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         "rush W, warm-up (not counted)",
         admin,
         p,
-        &events[0],
+        &first.id,
         &bodies,
     )
     .await?;
     setup.push(warm_up);
-    let events = &events[1..];
     let mut phases = Vec::new();
     let mut console_cpu = Vec::new();
-    for (i, (name, watched)) in [
-        ("rush A1, no console", false),
-        ("rush B1, console on the dashboard", true),
-        ("rush B2, console on the dashboard", true),
-        ("rush A2, no console", false),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let attached = if watched {
-            let (t, pid) = remote_console(server).await?;
-            tokio::time::sleep(SETTLE).await;
-            Some((t, pid))
+    for ((name, watched), event) in runs.iter().zip(&events) {
+        let attached = if *watched {
+            Some(remote_console(server).await?)
         } else {
             None
         };
+        // The same pause before every rush, with or without a console starting in it.
+        tokio::time::sleep(SETTLE).await;
         let before = attached.as_ref().and_then(|(_, pid)| cpu_seconds(pid));
-        let phase = rush(name, admin, p, &events[i], &bodies).await?;
+        let phase = rush(name, admin, p, event, &bodies).await?;
         if let Some((t, pid)) = attached {
             let after = cpu_seconds(&pid);
             console_cpu.push(
@@ -269,14 +375,29 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         }
         phases.push(phase);
     }
-    let mean = |x: f64, y: f64| (x + y) / 2.0;
-    let without = mean(phases[0].rps, phases[3].rps);
-    let with_console = mean(phases[1].rps, phases[2].rps);
-    let kept = if without > 0.0 {
-        with_console / without
-    } else {
-        0.0
-    };
+    let a: Vec<f64> = phases.iter().step_by(2).map(|p| p.rps).collect();
+    let b: Vec<f64> = phases.iter().skip(1).step_by(2).map(|p| p.rps).collect();
+    let c = compare(&a, &b);
+    let pairs_text: Vec<String> = b
+        .iter()
+        .zip(a.windows(2))
+        .zip(&c.kept)
+        .enumerate()
+        .map(|(i, ((b, a), k))| {
+            format!(
+                "B{n} {b:.0} vs A{n}/A{m} {:.0}/{:.0}: {:.0}%",
+                a[0],
+                a[1],
+                k * 100.0,
+                n = i + 1,
+                m = i + 2
+            )
+        })
+        .collect();
+    let t_text = c
+        .paired_t
+        .map(|t| format!("{t:.2}"))
+        .unwrap_or_else(|| "n/a".into());
 
     let checks = vec![
         Check::new(
@@ -301,14 +422,34 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         ),
         Check::new(
             "a rush watched by a console keeps 90% of its rate",
-            kept >= KEEP_AT_LEAST,
+            c.kept_mean >= KEEP_AT_LEAST,
             format!(
-                "B1 {:.0}, B2 {:.0} reg/s with a console vs A1 {:.0}, A2 {:.0} without: {:.0}%",
-                phases[1].rps,
-                phases[2].rps,
-                phases[0].rps,
-                phases[3].rps,
-                kept * 100.0
+                "reg/s with a console against the mean of the rushes without one before and after \
+                 it: {}; mean kept {:.1}%",
+                pairs_text.join(", "),
+                c.kept_mean * 100.0
+            ),
+        ),
+        Check::new(
+            "the console does not slow the API measurably",
+            c.not_measurable,
+            format!(
+                "mean difference {:+.0} reg/s ({:+.1}% of the A mean {:.0}) against the A runs' \
+                 own noise of {:.0} reg/s (sd around their trend of {:+.0} reg/s per rush; \
+                 {:.0} with the trend): {}; paired t {t_text} over {PAIRS} pairs (|t| > {:.2} \
+                 would be a difference at 5%)",
+                c.mean_difference,
+                c.mean_difference / c.a_mean.max(1e-9) * 100.0,
+                c.a_mean,
+                c.a_noise_sd,
+                c.a_trend_per_rush,
+                c.a_sd,
+                if c.not_measurable {
+                    "inside it"
+                } else {
+                    "outside it"
+                },
+                c.t_critical
             ),
         ),
     ];
@@ -328,9 +469,29 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
             "idle_in_process_console_cpu_ms_per_s",
             json!(inprocess_console),
         ),
-        ("rush_without_console_registrations_per_s", json!(without)),
-        ("rush_with_console_registrations_per_s", json!(with_console)),
-        ("rate_kept", json!(kept)),
+        (
+            "rush_order",
+            json!("W, then A B A B ... A: each B between two A; W (warm-up) not counted"),
+        ),
+        ("rush_pairs", json!(PAIRS)),
+        ("rush_without_console_registrations_per_s", json!(a)),
+        ("rush_with_console_registrations_per_s", json!(b)),
+        ("rate_kept_per_pair", json!(c.kept)),
+        ("rate_kept", json!(c.kept_mean)),
+        ("rush_without_console_mean", json!(c.a_mean)),
+        ("rush_without_console_sd", json!(c.a_sd)),
+        (
+            "rush_without_console_trend_per_rush",
+            json!(c.a_trend_per_rush),
+        ),
+        ("rush_without_console_noise_sd", json!(c.a_noise_sd)),
+        (
+            "mean_difference_with_minus_without",
+            json!(c.mean_difference),
+        ),
+        ("paired_t", json!(c.paired_t)),
+        ("paired_t_critical_5pct", json!(c.t_critical)),
+        ("console_slowdown_not_measurable", json!(c.not_measurable)),
         ("console_cpu_ms_per_s_during_rush", json!(console_cpu)),
         (
             "rushes_registrations_per_s",
@@ -338,9 +499,11 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         ),
     ]);
     let headline = phases[1].clone();
-    setup.push(phases[0].clone());
-    setup.push(phases[2].clone());
-    setup.push(phases[3].clone());
+    for (i, phase) in phases.iter().enumerate() {
+        if i != 1 {
+            setup.push(phase.clone());
+        }
+    }
     Ok(Outcome {
         headline,
         setup,
@@ -348,4 +511,41 @@ pub async fn console(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         checks,
         figures: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn each_console_run_is_compared_with_the_runs_around_it_and_their_noise() {
+        // Without a console the rate falls by about 2 a rush (4 from one A to the next) with a
+        // little noise; with one, each B is 3 under the mean of the A before and after it.
+        let a = [100.0, 96.5, 92.0, 88.5, 84.0];
+        let b = [95.25, 91.25, 87.25, 83.25];
+        let c = compare(&a, &b);
+        assert!(close(c.kept[0], 95.25 / 98.25), "{:?}", c.kept);
+        assert!(close(c.mean_difference, -3.0));
+        // The line through the A runs: -2 per rush, through 100.2 at the first; residuals -0.2,
+        // 0.3, -0.2, 0.3, -0.2.
+        assert!(close(c.a_trend_per_rush, -2.0));
+        let residuals = [-0.2, 0.3, -0.2, 0.3, -0.2f64];
+        let noise = (residuals.iter().map(|r| r * r).sum::<f64>() / 3.0).sqrt();
+        assert!(close(c.a_noise_sd, noise), "{} {noise}", c.a_noise_sd);
+        // The A runs spread widely with the trend, but 3 under is far outside their noise.
+        assert!(c.a_sd > 6.0);
+        assert!(!c.not_measurable);
+        assert_eq!(c.paired_t, None, "four equal differences: no spread, no t");
+        assert!(close(c.t_critical, 3.182));
+
+        // B a fraction above or below the A around it: not measurable.
+        let c = compare(&a, &[98.5, 94.0, 90.5, 86.0]);
+        assert!(c.not_measurable, "{c:?}");
+        let t = c.paired_t.expect("t");
+        assert!(t.abs() < c.t_critical, "{t}");
+    }
 }
