@@ -251,6 +251,9 @@ pub struct Placement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unreadable;
 
+/// How a changed registration stands after a commit: waiting or not, gone, or unknown.
+pub type Standing = Result<Option<Placement>, Unreadable>;
+
 /// Marks of recently touched scopes. Bounded: when it is full, the oldest half is folded into
 /// `floor`, a mark every scope not in the map is taken to have (it can only cause extra misses).
 struct Marks {
@@ -296,6 +299,11 @@ impl Cache {
             hits: Default::default(),
             misses: Default::default(),
         }
+    }
+
+    /// Whether anything is cached at all (`cache.enabled`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Take this before reading the database for a value that will be `put`.
@@ -413,8 +421,16 @@ impl Cache {
         everything: bool,
         scopes: impl IntoIterator<Item = Scope>,
         changed: &[i64],
-        mut placement: impl FnMut(i64) -> Result<Option<Placement>, Unreadable>,
+        mut placement: impl FnMut(i64) -> Standing,
     ) {
+        // How each changed registration stands now, read before the lock is taken, so that position
+        // lookups do not wait on these reads (on the writer's connection, where nothing can commit
+        // in between). Only while some order is held.
+        let read: Option<Vec<(i64, Standing)>> = if orders.lock().is_empty() {
+            None
+        } else {
+            Some(changed.iter().map(|&seq| (seq, placement(seq))).collect())
+        };
         // The orders' lock is held across the marks' move and the edits: a reader storing an order
         // takes the same lock to compare its ticket with the mark (see `put_order`).
         let mut held = orders.lock();
@@ -422,12 +438,23 @@ impl Cache {
             self.invalidate_all();
             held.clear();
         }
-        self.invalidate(scopes);
+        let scopes: Vec<Scope> = scopes.into_iter().collect();
+        self.invalidate(scopes.iter().copied());
         if held.is_empty() {
             return;
         }
-        for &seq in changed {
-            match placement(seq) {
+        let Some(read) = read else {
+            // An order was stored after the look above and may predate this commit: every change to
+            // a registration writes its event's row, so dropping the touched events' orders is enough.
+            for scope in &scopes {
+                if let Scope::Event(event_seq) = scope {
+                    held.pop(event_seq);
+                }
+            }
+            return;
+        };
+        for (seq, now) in read {
+            match now {
                 Ok(Some(p)) => {
                     if let Some(order) = held.peek_mut(&p.event_seq) {
                         order.set(seq, p.waitlisted);

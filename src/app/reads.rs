@@ -327,25 +327,31 @@ impl App {
         if reg.status != RegStatus::Waitlisted {
             return Ok((reg, None));
         }
-        let rank = match self.waitlist_rank(row.event_seq, reg.seq)? {
-            Some(rank) => rank,
-            None => {
-                // The order and the row were read at different moments, around a commit: count
-                // in one snapshot instead.
-                let id = reg.id;
-                let (reg, length) = self.store.read(|conn| {
-                    let row =
-                        registrations::get(conn, id)?.ok_or(Error::NotFound("registration"))?;
-                    let event = events::get_by_seq(conn, row.event_seq)?
-                        .ok_or_else(|| internal("event vanished"))?;
-                    Ok::<_, Error>((registrations::with_position(conn, row)?, event.waitlisted))
-                })?;
-                let rank = reg.position.map(|position| Rank { position, length });
-                return Ok((reg, rank));
+        if !self.cache.core.enabled() {
+            // No orders are held: a count over the index, as cheap as reading a whole order.
+            return self.counted_position(reg.id);
+        }
+        match self.waitlist_rank(row.event_seq, reg.seq)? {
+            Some(rank) => {
+                reg.position = Some(rank.position);
+                Ok((reg, Some(rank)))
             }
-        };
-        reg.position = Some(rank.position);
-        Ok((reg, Some(rank)))
+            // The order and the row were read at different moments, around a commit: count in
+            // one snapshot instead.
+            None => self.counted_position(reg.id),
+        }
+    }
+
+    /// The registration and its rank counted over the waitlist index, in one snapshot.
+    fn counted_position(&self, id: RegistrationId) -> Result<(Registration, Option<Rank>)> {
+        let (reg, length) = self.store.read(|conn| {
+            let row = registrations::get(conn, id)?.ok_or(Error::NotFound("registration"))?;
+            let event = events::get_by_seq(conn, row.event_seq)?
+                .ok_or_else(|| internal("event vanished"))?;
+            Ok::<_, Error>((registrations::with_position(conn, row)?, event.waitlisted))
+        })?;
+        let rank = reg.position.map(|position| Rank { position, length });
+        Ok((reg, rank))
     }
 
     /// The rank of a waitlisted registration from its event's waitlist order: held in memory and

@@ -267,6 +267,49 @@ async fn positions_stay_exact_while_the_waitlist_moves_and_polls_stay_in_memory(
 }
 
 #[tokio::test]
+async fn positions_are_counted_when_the_cache_is_off() {
+    let opts = boxoffice::app::AppOptions {
+        cache: boxoffice::cache::CacheOptions {
+            enabled: false,
+            ..Default::default()
+        },
+        ..boxoffice::app::AppOptions::default()
+    };
+    let t = crate::support::spawn_app_opts(
+        boxoffice::config::HttpConfig::default(),
+        opts,
+        std::sync::Arc::new(boxoffice::app::SystemClock),
+    );
+    let event = t.published_event(1).await;
+    let mut regs = Vec::new();
+    for n in 0..4 {
+        let a = t.attendee(n).await;
+        regs.push(
+            t.register(&event, &a).await.json()["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let (routed, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(routed, counted);
+    assert_eq!(routed[3][2], 3);
+    let r = t
+        .post(
+            &format!("/api/v1/registrations/{}/cancel", regs[1]),
+            Some(&t.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let (routed, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(routed, counted);
+    assert_eq!(routed[3][2], 2);
+    let (hits, _) = cache_counts(&t, "position").await;
+    assert_eq!(hits, 0.0, "nothing was served from memory");
+}
+
+#[tokio::test]
 async fn event_stats_count_the_sale_and_the_waitlist_conversion() {
     let t = spawn_app();
     let event = t.published_event(2).await;
