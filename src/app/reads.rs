@@ -74,14 +74,20 @@ impl ReadCache {
             Touched::Attendee(seq) => Some(Scope::Attendee(seq)),
             Touched::Registration(_) => None,
         });
-        let changed: Vec<i64> = report
-            .touched
-            .iter()
-            .filter_map(|t| match *t {
-                Touched::Registration(seq) => Some(seq),
-                _ => None,
-            })
-            .collect();
+        // A failed group changed nothing that was committed, so the held orders still hold; and its
+        // connection may still be inside the failed transaction, whose writes must not be read back.
+        let changed: Vec<i64> = if report.ok {
+            report
+                .touched
+                .iter()
+                .filter_map(|t| match *t {
+                    Touched::Registration(seq) => Some(seq),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.core.commit(
             &self.orders,
             report.foreign_change,
@@ -110,6 +116,9 @@ impl ReadCache {
         }));
         if report.foreign_change {
             self.hot().clear();
+        }
+        if !report.ok {
+            return;
         }
         let hot: Vec<(i64, EventId)> = {
             let hot = self.hot();
