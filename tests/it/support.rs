@@ -362,9 +362,18 @@ impl Server {
 
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_exit()
+    }
+
+    /// SIGTERM without waiting for the exit.
+    pub fn send_sigterm(&self) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
 
+    /// The exit status, waiting up to 15 s for it (then SIGKILL and panic).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
