@@ -405,7 +405,7 @@ fn promote(tx: &Tx<'_>, event: &mut Event, now: i64) -> Result<()> {
     for seq in registrations::waitlist_heads(tx, event.seq, n)? {
         match event.promotion {
             Promotion::Direct => {
-                let code = TicketCode::from_random(random_bytes());
+                let code = TicketCode::from_time_and_random(now, random_bytes());
                 registrations::confirm(tx, seq, &code, now)?;
                 event.confirmed += 1;
                 event.promotions += 1;
@@ -428,8 +428,8 @@ fn register_command(
     event_id: EventId,
     attendee_id: AttendeeId,
 ) -> impl FnOnce(&Tx<'_>, i64) -> Result<Registration> + Send + 'static {
-    let code = TicketCode::from_random(random_bytes());
     move |tx, now| {
+        let code = TicketCode::from_time_and_random(now, random_bytes());
         let reg_id = RegistrationId::from_time_and_random(now, random_bytes());
         let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
         if !event.status.accepts_registrations() {

@@ -7,10 +7,11 @@
 //! published, half of them sold out with a waitlist, one registration in twenty cancelled (keeping
 //! its ticket code, as a cancellation does), the confirmed seats of past events mostly checked in.
 //! Registrations are written in rounds over all events, so an event's rows are spread over the file
-//! as concurrent sales spread them. Ids and ticket codes have the product's shapes (UUID v4 text,
-//! 28 base32 characters) from a fixed-seed generator, so the indexes are as large and as random as
-//! the real ones. The counters on each event row agree with its registrations and I1-I4 hold, so
-//! `boxoffice check` passes over the result. The outbox is left empty: the box prunes delivered
+//! as concurrent sales spread them. Ids and ticket codes have the product's shapes (UUID v4 text for
+//! events, v7 of the creation time for attendees and registrations, ticket codes of 28 base32
+//! characters that start with their issuing time step) from a fixed-seed generator, so the indexes
+//! are as large and laid out as the real ones. The counters on each event row agree with its
+//! registrations and I1-I4 hold, so `boxoffice check` passes over the result. The outbox is left empty: the box prunes delivered
 //! messages after their retention, and a season's worth of them would only measure that.
 
 use std::path::Path;
@@ -97,36 +98,59 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A version 4 UUID in its hyphenated text form, as the box writes ids.
+    /// A version 4 UUID in its hyphenated text form, as the box writes event ids.
     fn uuid(&mut self) -> String {
         let hi = (self.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
         let lo = (self.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-        let h = format!("{hi:016x}{lo:016x}");
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        hyphenated(hi, lo)
     }
 
-    /// A ticket code in its stored form: 28 base32 characters (140 bits drawn, as 136 would be).
-    fn ticket_code(&mut self) -> String {
+    /// A version 7 UUID of the millisecond `ms`, as the box writes attendee and registration ids.
+    fn uuid_v7(&mut self, ms: i64) -> String {
+        let ms = u64::try_from(ms).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+        let hi = (ms << 16) | 0x7000 | (self.next() & 0x0FFF);
+        let lo = (self.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        hyphenated(hi, lo)
+    }
+
+    /// A ticket code issued at `ms`, in its stored form, shaped as the box's
+    /// `TicketCode::from_time_and_random`: two characters of the time in 16 ms steps modulo 1024,
+    /// then 128 random bits in 26 base32 characters (the last one holds 3 bits, zero-padded).
+    fn ticket_code(&mut self, ms: i64) -> String {
         const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let symbol = |v: u64| char::from(ALPHABET[usize::try_from(v & 31).unwrap_or(0)]);
+        let step = u64::try_from(ms.max(0) / 16 % 1024).unwrap_or(0);
         let mut out = String::with_capacity(28);
-        let mut bits = self.next();
-        for i in 0..28 {
-            if i == 12 {
-                bits = self.next();
+        out.push(symbol(step >> 5));
+        out.push(symbol(step));
+        let (mut bits, mut left) = (self.next(), 64);
+        for i in 0..26 {
+            if i == 25 {
+                out.push(symbol((bits & 7) << 2));
+                break;
             }
-            #[allow(clippy::cast_possible_truncation)]
-            out.push(ALPHABET[(bits & 31) as usize] as char);
+            if left < 5 {
+                (bits, left) = (self.next(), 64);
+            }
+            out.push(symbol(bits));
             bits >>= 5;
+            left -= 5;
         }
         out
     }
+}
+
+/// A UUID's 128 bits in the hyphenated text form.
+fn hyphenated(hi: u64, lo: u64) -> String {
+    let h = format!("{hi:016x}{lo:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Writes `events` events with `registrations` registrations spread evenly over them (rounded down
@@ -218,11 +242,13 @@ pub fn fill(db: &Path, events: usize, registrations: usize) -> anyhow::Result<Fi
             "INSERT INTO attendees (id, name, email, email_key, created_at) VALUES (?1, ?2, ?3, ?3, ?4)",
         )?;
         for &a in chunk {
+            // One a second, from 90 days before the first event.
+            let created = first_start - 90 * DAY_MS + i64::try_from(a)? * 1000;
             st.execute(params![
-                rng.uuid(),
+                rng.uuid_v7(created),
                 format!("Fill {a}"),
                 format!("fill-{a}@example.org"),
-                first_start - 90 * DAY_MS,
+                created,
             ])?;
             attendee_seqs.push(tx.last_insert_rowid());
         }
@@ -243,7 +269,13 @@ pub fn fill(db: &Path, events: usize, registrations: usize) -> anyhow::Result<Fi
                     filled.confirmed += 1;
                     let checked = (starts[e] < now && j % 10 != 0).then_some(starts[e]);
                     filled.checked_in += usize::from(checked.is_some());
-                    ("confirmed", Some(rng.ticket_code()), None, None, checked)
+                    (
+                        "confirmed",
+                        Some(rng.ticket_code(created)),
+                        None,
+                        None,
+                        checked,
+                    )
                 }
                 Fate::Waitlisted => {
                     filled.waitlisted += 1;
@@ -253,7 +285,7 @@ pub fn fill(db: &Path, events: usize, registrations: usize) -> anyhow::Result<Fi
                     filled.cancelled += 1;
                     (
                         "cancelled",
-                        Some(rng.ticket_code()),
+                        Some(rng.ticket_code(created)),
                         None,
                         Some(created + DAY_MS),
                         None,
@@ -266,7 +298,7 @@ pub fn fill(db: &Path, events: usize, registrations: usize) -> anyhow::Result<Fi
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, COALESCE(?9, ?8), ?9)",
             )?
             .execute(params![
-                rng.uuid(),
+                rng.uuid_v7(created),
                 event_seqs[e],
                 attendee,
                 status,
@@ -309,11 +341,26 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
-        let code = rng.ticket_code();
+        let ms = 1_790_000_000_123;
+        let v7 = rng.uuid_v7(ms);
+        assert_eq!((&v7[14..15], v7.len()), ("7", 36));
+        assert!(matches!(&v7[19..20], "8" | "9" | "a" | "b"));
+        assert_eq!(
+            i64::from_str_radix(&v7.replace('-', "")[..12], 16).expect("hex"),
+            ms
+        );
+        let code = rng.ticket_code(ms);
         assert_eq!(code.len(), 28);
-        assert!(code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        let base32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
+        assert!(code.bytes().all(base32), "{code}");
+        assert_eq!(code[..2], rng.ticket_code(ms + 1)[..2], "one 16 ms step");
+        assert_ne!(code[2..], rng.ticket_code(ms)[2..], "random after the step");
+        // The 26th character of 128 bits carries 3 of them: its low two bits are padding.
+        let last = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+            .iter()
+            .position(|&c| c == code.as_bytes()[27])
+            .expect("symbol");
+        assert_eq!(last % 4, 0, "{code}");
     }
 
     #[test]

@@ -195,8 +195,8 @@ impl App {
         idem: Option<Idem<WalkUpSale>>,
     ) -> Result<WalkUpSale> {
         let actor = actor.clone();
-        let code = TicketCode::from_random(random_bytes());
         self.write_idempotent(idem, move |tx, now| {
+            let code = TicketCode::from_time_and_random(now, random_bytes());
             let attendee_id = AttendeeId::from_time_and_random(now, random_bytes());
             let reg_id = RegistrationId::from_time_and_random(now, random_bytes());
             let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
@@ -252,8 +252,8 @@ impl App {
     /// Accepts an open offer: the held seat becomes a confirmed one with a ticket. Accepting twice is
     /// answered with the confirmed registration; an offer that ran out is expired and refused.
     pub fn accept_offer(&self, id: RegistrationId) -> Result<Registration> {
-        let code = TicketCode::from_random(random_bytes());
         let answer = self.write_idempotent(None, move |tx, now| {
+            let code = TicketCode::from_time_and_random(now, random_bytes());
             let row = registrations::get(tx, id)?.ok_or(Error::NotFound("registration"))?;
             match row.reg.status {
                 RegStatus::Confirmed => Ok(Answer::Done(row.reg)),

@@ -85,16 +85,28 @@ pub fn walk_up(o: Occupancy, override_waitlist: bool) -> WalkUp {
     }
 }
 
-/// A ticket code: 136 random bits as 28 base32 characters, shown in groups of four so a person can read
-/// it out; stored and compared in its normalised form (upper case, no separators).
+/// A ticket code: 28 base32 characters, shown in groups of four so a person can read it out; stored
+/// and compared in its normalised form (upper case, no separators). The last 26 characters are 128
+/// random bits (DESIGN.md section 2). The first two name the moment of issue: the time in 16 ms steps,
+/// modulo 1024 (about 16 s). Codes issued together therefore share their start, and a burst of sales
+/// adds its codes to one small stretch of the unique index (a few pages per commit), where codes
+/// random from the first character would each dirty a page of their own, all over an index that
+/// grows with every season sold. Two characters tell nothing but the issuing second modulo 16 s.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TicketCode(String);
 
 impl TicketCode {
-    pub const RANDOM_BYTES: usize = 17;
+    pub const RANDOM_BYTES: usize = 16;
+    /// The base32 alphabet of RFC 4648, as `data_encoding::BASE32_NOPAD` writes the random part.
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-    pub fn from_random(bytes: [u8; Self::RANDOM_BYTES]) -> Self {
-        Self(data_encoding::BASE32_NOPAD.encode(&bytes))
+    pub fn from_time_and_random(unix_ms: i64, random: [u8; Self::RANDOM_BYTES]) -> Self {
+        let step = usize::try_from(unix_ms.max(0) / 16 % 1024).unwrap_or(0);
+        let mut code = String::with_capacity(28);
+        code.push(char::from(Self::ALPHABET[step / 32]));
+        code.push(char::from(Self::ALPHABET[step % 32]));
+        code.push_str(&data_encoding::BASE32_NOPAD.encode(&random));
+        Self(code)
     }
 
     /// Normalises what a person typed or a scanner sent: case, spaces and dashes do not matter, and the
@@ -223,7 +235,8 @@ mod tests {
 
     #[test]
     fn ticket_codes_read_back_however_typed() {
-        let code = TicketCode::from_random([0xA5; TicketCode::RANDOM_BYTES]);
+        let code =
+            TicketCode::from_time_and_random(1_790_000_000_000, [0xA5; TicketCode::RANDOM_BYTES]);
         assert_eq!(code.stored().len(), 28);
         let shown = code.display();
         assert_eq!(shown.len(), 34);
@@ -234,5 +247,31 @@ mod tests {
         );
         assert_eq!(TicketCode::normalize("ABCD"), None);
         assert_eq!(TicketCode::normalize(&format!("{shown}!")), None);
+    }
+
+    #[test]
+    fn codes_issued_together_share_their_start_and_differ_in_their_random_part() {
+        let t = 1_790_000_000_000;
+        assert_eq!(t % 16, 0, "t starts a 16 ms step");
+        let a = TicketCode::from_time_and_random(t, [1; TicketCode::RANDOM_BYTES]);
+        let b = TicketCode::from_time_and_random(t + 15, [2; TicketCode::RANDOM_BYTES]);
+        let next = TicketCode::from_time_and_random(t + 16, [1; TicketCode::RANDOM_BYTES]);
+        let round = TicketCode::from_time_and_random(t + 16 * 1024, [3; TicketCode::RANDOM_BYTES]);
+        assert_eq!((a.stored().len(), b.stored().len()), (28, 28));
+        assert_eq!(a.stored()[..2], b.stored()[..2]);
+        assert_ne!(a.stored()[..2], next.stored()[..2]);
+        assert_eq!(
+            a.stored()[..2],
+            round.stored()[..2],
+            "the step wraps after 1024"
+        );
+        // The random part is all of the other 26 characters: 128 bits.
+        assert_ne!(a.stored()[2..], b.stored()[2..]);
+        assert_eq!(a.stored()[2..], next.stored()[2..]);
+        assert_eq!(
+            data_encoding::BASE32_NOPAD.decode(&a.stored().as_bytes()[2..]),
+            Ok(vec![1; TicketCode::RANDOM_BYTES])
+        );
+        assert_eq!(TicketCode::normalize(a.stored()), Some(a));
     }
 }

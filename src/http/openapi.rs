@@ -814,7 +814,10 @@ mod tests {
             status: RegStatus::Confirmed,
             position: None,
             offer_expires_at: None,
-            ticket_code: Some(TicketCode::from_random([4; TicketCode::RANDOM_BYTES])),
+            ticket_code: Some(TicketCode::from_time_and_random(
+                t.millis(),
+                [4; TicketCode::RANDOM_BYTES],
+            )),
             checked_in_at: None,
             created_at: t,
             updated_at: t,
