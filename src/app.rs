@@ -636,6 +636,11 @@ impl App {
         &self.metrics
     }
 
+    /// The series, for a part that outlives a borrow of the app (the HTTP accept loop).
+    pub fn shared_metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
     /// Commits what is queued and stops writing (graceful shutdown).
     pub fn shutdown(&self) {
         self.store.shutdown();

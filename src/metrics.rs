@@ -205,8 +205,25 @@ pub struct Metrics {
     commit_batch: Histogram,
     commit_duration: Histogram,
     console: ConsoleSeries,
-    // The cache's series (`cache_hits_total`, `cache_misses_total{kind}`) go here, next to the
-    // other counters, with a line for each in `render`.
+    guard: GuardSeries,
+}
+
+/// Why a connection was closed as soon as it was accepted.
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {
+    /// Its address is banned (see `http::bans`).
+    Banned,
+    /// Every connection slot was taken (`http.max_connections`).
+    OverCapacity,
+}
+
+/// What the HTTP layer did against clients that break the protocol or crowd the box (I8).
+#[derive(Default)]
+struct GuardSeries {
+    strikes: AtomicU64,
+    bans: AtomicU64,
+    refused_banned: AtomicU64,
+    refused_over_capacity: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -221,6 +238,7 @@ impl Default for Metrics {
             commit_batch: Histogram::new(BATCH_BUCKETS, 1.0),
             commit_duration: Histogram::new(COMMIT_BUCKETS_NS, 1e9),
             console: ConsoleSeries::default(),
+            guard: GuardSeries::default(),
         }
     }
 }
@@ -250,6 +268,23 @@ impl Metrics {
     pub fn record_console_request(&self, elapsed: Duration) {
         self.console.requests.fetch_add(1, Ordering::Relaxed);
         self.console.latency.observe(nanos(elapsed));
+    }
+
+    /// One strike against an address; `banned`: it banned the address.
+    pub fn record_strike(&self, banned: bool) {
+        self.guard.strikes.fetch_add(1, Ordering::Relaxed);
+        if banned {
+            self.guard.bans.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One connection closed as soon as it was accepted.
+    pub fn record_refused_connection(&self, why: Refused) {
+        let counter = match why {
+            Refused::Banned => &self.guard.refused_banned,
+            Refused::OverCapacity => &self.guard.refused_over_capacity,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One group commit of the writer: its size and duration, and the domain events it made durable
@@ -315,8 +350,8 @@ pub fn render(metrics: &Metrics, outbox: &OutboxSnapshot, writer_queue: usize) -
     let mut out = String::with_capacity(16 * 1024);
     render_requests(&mut out, metrics);
     render_business(&mut out, metrics);
+    render_guard(&mut out, metrics);
     render_commits(&mut out, metrics, writer_queue);
-    // The cache's series are rendered here.
     render_outbox(&mut out, outbox);
     out
 }
@@ -366,6 +401,38 @@ fn render_requests(out: &mut String, m: &Metrics) {
         "Latency of the remote operator console's requests over all routes, also in http_request_duration_seconds.",
     );
     m.console.latency.render(out, name, "");
+}
+
+fn render_guard(out: &mut String, m: &Metrics) {
+    let g = &m.guard;
+    single(
+        out,
+        "http_strikes_total",
+        "counter",
+        "Refusals counted against the caller's address: a head over the bounds or unparsable, a body over the bound, an anonymous 429.",
+        g.strikes.load(Ordering::Relaxed) as f64,
+    );
+    single(
+        out,
+        "http_bans_total",
+        "counter",
+        "Addresses banned for http.ban_secs after http.ban_strikes strikes within http.ban_window_secs.",
+        g.bans.load(Ordering::Relaxed) as f64,
+    );
+    let name = "http_connections_refused_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Connections closed as soon as they were accepted: their address is banned, or every connection slot (http.max_connections) was taken.",
+    );
+    for (reason, counter) in [
+        ("banned", &g.refused_banned),
+        ("over_capacity", &g.refused_over_capacity),
+    ] {
+        let n = counter.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+    }
 }
 
 fn render_business(out: &mut String, m: &Metrics) {

@@ -22,6 +22,7 @@ use hyper::StatusCode;
 
 use crate::app::App;
 use crate::config::HttpConfig;
+use crate::metrics::Metrics;
 
 /// On a response: it refused a caller counted by its address (an anonymous 429), a strike.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +43,8 @@ struct Record {
 type Monotonic = Box<dyn Fn() -> Duration + Send + Sync>;
 
 pub struct Bans {
+    /// Where strikes and bans are counted (`None` in unit tests).
+    metrics: Option<Arc<Metrics>>,
     clock: Monotonic,
     strikes: u32,
     window: Duration,
@@ -61,11 +64,16 @@ impl std::fmt::Debug for Bans {
 
 impl Bans {
     pub fn new(app: Arc<App>, cfg: &HttpConfig) -> Self {
-        Self::with_clock(Box::new(move || app.monotonic()), cfg)
+        let metrics = app.shared_metrics();
+        Self {
+            metrics: Some(metrics),
+            ..Self::with_clock(Box::new(move || app.monotonic()), cfg)
+        }
     }
 
     fn with_clock(clock: Monotonic, cfg: &HttpConfig) -> Self {
         Self {
+            metrics: None,
             clock,
             strikes: cfg.ban_strikes,
             window: Duration::from_secs(cfg.ban_window_secs),
@@ -102,6 +110,15 @@ impl Bans {
         if !self.enabled() {
             return false;
         }
+        let (banned, now_banned) = self.count_strike(ip);
+        if let Some(metrics) = &self.metrics {
+            metrics.record_strike(now_banned);
+        }
+        banned
+    }
+
+    /// The strike itself: whether the address is banned, and whether this strike banned it.
+    fn count_strike(&self, ip: IpAddr) -> (bool, bool) {
         let now = (self.clock)();
         let key = super::ratelimit::ip_key(ip);
         let mut map = self.lock();
@@ -111,7 +128,7 @@ impl Bans {
                 r.banned_until.is_some_and(|u| now < u) || now < r.window_start + window
             });
             if map.len() >= MAX_ADDRESSES {
-                return false;
+                return (false, false);
             }
         }
         let r = map.entry(key).or_insert(Record {
@@ -121,7 +138,7 @@ impl Bans {
         });
         if let Some(until) = r.banned_until {
             if now < until {
-                return true;
+                return (true, false);
             }
             r.banned_until = None;
             r.strikes = 0;
@@ -140,9 +157,9 @@ impl Bans {
                 ban_secs = self.ban.as_secs(),
                 "address banned: too many refused requests"
             );
-            return true;
+            return (true, true);
         }
-        false
+        (false, false)
     }
 }
 

@@ -23,6 +23,7 @@ use tower::ServiceExt;
 use super::bans::{is_strike, Bans};
 use crate::app::App;
 use crate::config::HttpConfig;
+use crate::metrics::Refused;
 use axum::http::HeaderValue;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,7 @@ pub async fn serve(
     cfg: &HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let metrics = app.shared_metrics();
     let bans = Arc::new(Bans::new(app, cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -108,9 +110,11 @@ pub async fn serve(
         if bans.banned(peer.ip()) {
             // Closed unread: the cheapest answer to an address that kept breaking the protocol.
             drop(stream);
+            metrics.record_refused_connection(Refused::Banned);
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.record_refused_connection(Refused::OverCapacity);
             tokio::spawn(refuse(stream, over_capacity.clone()));
             continue;
         };

@@ -61,6 +61,17 @@ fn a_connection_over_the_cap_gets_a_readable_503_and_slots_free_on_close() {
     assert_eq!(problem["code"], "too_many_connections");
     drop((a, b));
     assert!(healthy_within(&t, Duration::from_secs(10)));
+    let mut m = TcpStream::connect(t.addr).expect("metrics");
+    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let text = read_all(&mut m);
+    // At least c (the health checks above may have met the cap too, before a and b were closed).
+    let refused: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("http_connections_refused_total{reason=\"over_capacity\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("the over-capacity series");
+    assert!(refused >= 1.0, "the refusal is counted: {refused}");
 }
 
 #[test]

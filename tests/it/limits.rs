@@ -11,7 +11,7 @@ use boxoffice::config::{HttpConfig, RateLimitConfig};
 use boxoffice::domain::{Role, Timestamp};
 use serde_json::json;
 
-use crate::support::{spawn_app_full, Resp, TestApp};
+use crate::support::{sample, scrape, spawn_app_full, Resp, TestApp};
 
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Timestamp::from_millis(1_900_000_000_000)))
@@ -262,6 +262,15 @@ async fn an_address_that_keeps_sending_oversized_heads_is_shut_out_and_its_neigh
     assert_eq!(raw_status(&t, hostile, HEALTH).await, None, "still banned");
     clock.advance_millis(1_001);
     assert_eq!(raw_status(&t, hostile, HEALTH).await, Some(200));
+
+    // What the guard did shows in /metrics: five strikes, one ban, and the connections it closed
+    // unread (the three `None`s above at least).
+    let m = scrape(&t).await;
+    assert_eq!(sample(&m, "http_strikes_total", &[]), Some(5.0));
+    assert_eq!(sample(&m, "http_bans_total", &[]), Some(1.0));
+    let refused = |reason| sample(&m, "http_connections_refused_total", &[("reason", reason)]);
+    assert!(refused("banned").is_some_and(|n| n >= 3.0), "{m:?}");
+    assert_eq!(refused("over_capacity"), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
