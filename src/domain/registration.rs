@@ -91,7 +91,7 @@ pub fn walk_up(o: Occupancy, override_waitlist: bool) -> WalkUp {
 /// modulo 1024 (about 16 s). Codes issued together therefore share their start, and a burst of sales
 /// adds its codes to one small stretch of the unique index (a few pages per commit), where codes
 /// random from the first character would each dirty a page of their own, all over an index that
-/// grows with every season sold. Two characters tell nothing but the issuing second modulo 16 s.
+/// grows with every season sold. The two characters tell nothing but the moment of issue modulo 16 s.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TicketCode(String);
 
