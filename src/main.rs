@@ -11,6 +11,12 @@ use boxoffice::app::{Actor, App};
 use boxoffice::config::Config;
 use boxoffice::domain::Role;
 
+/// jemalloc instead of glibc's malloc: the IO and writer threads allocate and free many small buffers
+/// per request, and glibc's malloc and free took about a tenth of a rush's CPU. (mimalloc was as fast
+/// but kept a heap per thread: peak RSS 180 MB in a rush against jemalloc's 80.)
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// `boxoffice --version`: the crate version and the git commit it was built from (see build.rs).
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

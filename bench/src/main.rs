@@ -227,7 +227,12 @@ async fn run_one(
         #[allow(clippy::cast_precision_loss)]
         figures.push(Figure::new(targets::PEAK_RSS, bytes as f64, Unit::Bytes));
     }
-    let figures = figures.into_iter().map(|f| f.judged(scenario)).collect();
+    let figures: Vec<Figure> = figures.into_iter().map(|f| f.judged(scenario)).collect();
+    // A scenario that measured the baseline on its own server reports its ratio itself.
+    let vs_baseline = figures
+        .iter()
+        .find(|f| f.name == targets::VS_BASELINE)
+        .map(|f| f.value);
 
     let passed = outcome.checks.iter().all(|c| c.passed) && stopped.graceful && checked.passed;
     let report = ScenarioReport {
@@ -235,7 +240,7 @@ async fn run_one(
         headline: outcome.headline,
         setup: outcome.setup,
         server_args: args,
-        vs_baseline: None,
+        vs_baseline,
         figures,
         verification: Verification {
             values: outcome.values,
@@ -261,7 +266,8 @@ fn headline_figures(scenario: Scenario, headline: &load::Phase) -> Vec<Figure> {
     .collect()
 }
 
-/// Sets every scenario's rate as a share of `baseline`'s and judges it where the issue sets a target.
+/// Sets the rate of every scenario without a same-server bracket of its own as a share of the
+/// `baseline` scenario's, and judges it where the issue sets a target.
 fn against_baseline(scenarios: &mut [ScenarioReport]) {
     let Some(base) = scenarios
         .iter()
@@ -272,6 +278,9 @@ fn against_baseline(scenarios: &mut [ScenarioReport]) {
         return;
     };
     for s in scenarios.iter_mut() {
+        if s.vs_baseline.is_some() {
+            continue;
+        }
         let ratio = s.headline.rps / base;
         s.vs_baseline = Some(ratio);
         let Some(scenario) = ALL.iter().find(|a| a.name() == s.scenario) else {

@@ -86,7 +86,8 @@ pub struct ScenarioReport {
     pub setup: Vec<Phase>,
     /// The arguments the scenario's server was started with (its own data dir and port).
     pub server_args: Vec<String>,
-    /// The headline rate as a share of `baseline`'s in the same run (`all` only).
+    /// The headline rate as a share of the baseline's: of the same-server bracket where the scenario
+    /// measured one (`read-event`, `position`), else of the `baseline` scenario in the same `all` run.
     pub vs_baseline: Option<f64>,
     /// Figures beside the headline, each with the target where it sets one.
     pub figures: Vec<Figure>,

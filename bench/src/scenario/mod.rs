@@ -142,10 +142,10 @@ pub async fn run(
     }
 }
 
-/// The check every read scenario makes: each request got the answer it expected.
+/// The check every read scenario makes of each of its phases: each request got the answer it expected.
 fn every_request_answered(phase: &Phase) -> Check {
     Check::new(
-        "every request answered",
+        &format!("every request answered ({})", phase.phase),
         phase.error_count == 0,
         format!(
             "{} of {} failed: {:?}",

@@ -7,7 +7,8 @@
 //! the waitlist index, so a miss deep in the list costs the most, and the position cache is what
 //! keeps it cheap. Its hit rate over the phase comes from `/metrics`. Nothing is written during the
 //! phase, so every answer must still give the place the registration was given when it joined; every
-//! 16th answer is compared.
+//! 16th answer is compared. The phase is bracketed by `GET /api/v1/ping` on the same server (see
+//! `baseline`), and its `x baseline` is the share of that bracket's rate.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +19,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::baseline::{ping, ratio};
 use super::read_event::SAMPLE_EVERY;
 use super::rush::on_sale;
 use super::setup::register;
@@ -26,7 +28,7 @@ use crate::client::Call;
 use crate::load;
 use crate::metrics::CacheCounters;
 use crate::server::Server;
-use crate::targets::{Figure, Unit, EVENT_HIT_RATE, POSITION_HIT_RATE};
+use crate::targets::{Figure, Unit, EVENT_HIT_RATE, POSITION_HIT_RATE, VS_BASELINE};
 
 /// How often each polled registration is asked for, on average, over the phase.
 const POLLS: usize = 20;
@@ -97,6 +99,7 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
 
     let anonymous = server.anonymous()?;
     let wrong = Arc::new(AtomicUsize::new(0));
+    let ping_before = ping(server, p, "same-server baseline: before").await?;
     let before = CacheCounters::read(&anonymous).await?;
     let headline = load::run(
         "position",
@@ -128,12 +131,15 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     )
     .await?;
     let after = CacheCounters::read(&anonymous).await?;
+    let ping_after = ping(server, p, "same-server baseline: after").await?;
     let positions = after.since(&before, "position");
     let events = after.since(&before, "event");
 
     let wrong = wrong.load(Ordering::Relaxed);
     let checks = vec![
         every_request_answered(&headline),
+        every_request_answered(&ping_before),
+        every_request_answered(&ping_after),
         Check::new(
             "positions are the places given at joining",
             wrong == 0,
@@ -152,12 +158,16 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         ),
     ];
     let mut figures = Vec::new();
+    if let Some(r) = ratio(&headline, &ping_before, &ping_after) {
+        figures.push(Figure::new(VS_BASELINE, r, Unit::Ratio));
+    }
     if let Some(rate) = positions.rate {
         figures.push(Figure::new(POSITION_HIT_RATE, rate, Unit::Share));
     }
     if let Some(rate) = events.rate {
         figures.push(Figure::new(EVENT_HIT_RATE, rate, Unit::Share));
     }
+    setup.extend([ping_before, ping_after]);
     Ok(Outcome {
         headline,
         setup,

@@ -3,7 +3,8 @@
 //!
 //! The cache's counters are read from `/metrics` before and after the phase, so the hit rate is the
 //! phase's own (the target is above 95%). Every 16th answer is parsed to make sure it is the
-//! event asked for.
+//! event asked for. The phase is bracketed by `GET /api/v1/ping` on the same server (see `baseline`),
+//! and its `x baseline` is the share of that bracket's rate.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,13 +14,14 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::baseline::{ping, ratio};
 use super::outbox::create_event;
 use super::{every_request_answered, Check, Outcome, Params};
 use crate::client::Call;
 use crate::load;
 use crate::metrics::CacheCounters;
 use crate::server::Server;
-use crate::targets::{Figure, Unit, EVENT_HIT_RATE};
+use crate::targets::{Figure, Unit, EVENT_HIT_RATE, VS_BASELINE};
 
 /// One answer in this many is parsed and compared: enough to catch a wrong answer, few enough that
 /// the client's parsing does not weigh on the measurement.
@@ -36,6 +38,7 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
     let call = Call::get(format!("/api/v1/events/{event}"));
     let wrong = Arc::new(AtomicUsize::new(0));
 
+    let ping_before = ping(server, p, "same-server baseline: before").await?;
     let before = CacheCounters::read(&anonymous).await?;
     let headline = load::run(
         "read-event",
@@ -59,11 +62,14 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
     )
     .await?;
     let after = CacheCounters::read(&anonymous).await?;
+    let ping_after = ping(server, p, "same-server baseline: after").await?;
     let hits = after.since(&before, "event");
 
     let wrong = wrong.load(Ordering::Relaxed);
     let checks = vec![
         every_request_answered(&headline),
+        every_request_answered(&ping_before),
+        every_request_answered(&ping_after),
         Check::new(
             "answers are the event asked for",
             wrong == 0,
@@ -76,12 +82,15 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
         ),
     ];
     let mut figures = Vec::new();
+    if let Some(r) = ratio(&headline, &ping_before, &ping_after) {
+        figures.push(Figure::new(VS_BASELINE, r, Unit::Ratio));
+    }
     if let Some(rate) = hits.rate {
         figures.push(Figure::new(EVENT_HIT_RATE, rate, Unit::Share));
     }
     Ok(Outcome {
         headline,
-        setup: Vec::new(),
+        setup: vec![ping_before, ping_after],
         values: BTreeMap::from([
             ("event", json!(event)),
             ("cache_event", json!(hits)),
