@@ -191,9 +191,27 @@ pub struct Rank {
 
 /// One event's waitlist: the internal sequence numbers of its waitlisted registrations, ascending
 /// (join order, I3). Promotion takes the front, joining appends at the back.
+///
+/// Beside it, the statuses of registrations of the event that are not waiting and that somebody
+/// asked the position of (`left`: someone promoted, seated or cancelled polls on): their answer is
+/// their status and the waitlist's length, which the order knows exactly. Any commit that changes
+/// such a registration forgets its status (see `set`), so the next ask reads it again.
 struct Order {
     seqs: VecDeque<i64>,
+    left: HashMap<i64, &'static str>,
     stored: Instant,
+}
+
+/// Statuses of non-waiting registrations one order notes at most: beyond it, asks read the file.
+const MAX_LEFT: usize = 50_000;
+
+/// Where a registration stands by a held waitlist order (see [`Cache::peek_standing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldPlace {
+    /// On the waitlist, at this rank.
+    Waiting(Rank),
+    /// Not waiting, with the status noted for it and the waitlist's length.
+    Left { status: &'static str, length: i64 },
 }
 
 impl Order {
@@ -201,13 +219,18 @@ impl Order {
         let i = self.seqs.binary_search(&seq).ok()?;
         Some(Rank {
             position: i64::try_from(i).unwrap_or(i64::MAX - 1) + 1,
-            length: i64::try_from(self.seqs.len()).unwrap_or(i64::MAX),
+            length: self.length(),
         })
+    }
+
+    fn length(&self) -> i64 {
+        i64::try_from(self.seqs.len()).unwrap_or(i64::MAX)
     }
 
     /// Makes the registration `seq` a member of the waitlist or not, wherever it was: idempotent, so
     /// a change the order already saw when it was read is applied again harmlessly.
     fn set(&mut self, seq: i64, waitlisted: bool) {
+        self.left.remove(&seq);
         match (self.seqs.binary_search(&seq), waitlisted) {
             (Err(i), true) => self.seqs.insert(i, seq),
             (Ok(i), false) => {
@@ -532,9 +555,57 @@ impl Cache {
             event_seq,
             Order {
                 seqs: seqs.into(),
+                left: HashMap::new(),
                 stored: Instant::now(),
             },
         );
+    }
+
+    /// Notes the status of registration `seq` of event `event_seq`, read as not waiting after
+    /// `ticket` was taken, in the event's held order. Nothing is noted when no fresh order is held,
+    /// when the order lists it (the read raced a commit), or when a commit changed the event since the
+    /// ticket (the status may be older than that commit).
+    pub fn note_left(
+        &self,
+        orders: &Orders,
+        ticket: Ticket,
+        event_seq: i64,
+        seq: i64,
+        status: &'static str,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mut held = orders.lock();
+        if ticket.0 < self.mark(Scope::Event(event_seq)) {
+            return;
+        }
+        if let Some(order) = held.peek_mut(&event_seq) {
+            let fresh = order.stored.elapsed() < orders.ttl;
+            if fresh && order.rank(seq).is_none() && order.left.len() < MAX_LEFT {
+                order.left.insert(seq, status);
+            }
+        }
+    }
+
+    /// Where registration `seq` stands by its event's held order, without counting: waiting at a
+    /// rank, not waiting with a noted status, or `None` (no fresh order, or nothing noted for it).
+    pub fn peek_standing(&self, orders: &Orders, event_seq: i64, seq: i64) -> Option<HeldPlace> {
+        if !self.enabled {
+            return None;
+        }
+        let mut held = orders.lock();
+        let order = held.get(&event_seq)?;
+        if order.stored.elapsed() >= orders.ttl {
+            return None;
+        }
+        if let Some(rank) = order.rank(seq) {
+            return Some(HeldPlace::Waiting(rank));
+        }
+        order.left.get(&seq).map(|status| HeldPlace::Left {
+            status,
+            length: order.length(),
+        })
     }
 
     /// Counts a read of `kind` answered from memory by other means than one LRU (a position from a
@@ -646,6 +717,52 @@ mod tests {
     fn rank_of(c: &Cache, o: &Orders, event: i64, seq: i64) -> Option<Option<(i64, i64)>> {
         c.peek_rank(o, event, seq)
             .map(|r| r.map(|r| (r.position, r.length)))
+    }
+
+    #[test]
+    fn a_noted_status_is_served_until_its_registration_changes() {
+        let o = CacheOptions::default();
+        let (c, orders) = (Cache::new(&o), Orders::new(&o));
+        let stays = |event_seq: i64| {
+            move |_: i64| {
+                Ok(Some(Placement {
+                    event_seq,
+                    waitlisted: false,
+                }))
+            }
+        };
+        c.put_order(&orders, c.ticket(), 7, vec![10, 20]);
+        assert_eq!(c.peek_standing(&orders, 7, 5), None, "nothing noted yet");
+        c.note_left(&orders, c.ticket(), 7, 5, "confirmed");
+        let left = |status, length| Some(HeldPlace::Left { status, length });
+        assert_eq!(c.peek_standing(&orders, 7, 5), left("confirmed", 2));
+        // Someone the order lists is never noted as left: the read raced a commit.
+        c.note_left(&orders, c.ticket(), 7, 10, "confirmed");
+        let head = Rank {
+            position: 1,
+            length: 2,
+        };
+        assert_eq!(
+            c.peek_standing(&orders, 7, 10),
+            Some(HeldPlace::Waiting(head))
+        );
+        // A read that began before a commit to the event is not noted.
+        let stale = c.ticket();
+        c.commit(&orders, false, [Scope::Event(7)], &[10], stays(7));
+        c.note_left(&orders, stale, 7, 6, "cancelled");
+        assert_eq!(c.peek_standing(&orders, 7, 6), None);
+        // The length is the order's: 10 left the waitlist.
+        assert_eq!(c.peek_standing(&orders, 7, 5), left("confirmed", 1));
+        // A commit that changes 5 forgets its status; so does its row going away.
+        c.commit(&orders, false, [Scope::Event(7)], &[5], stays(7));
+        assert_eq!(c.peek_standing(&orders, 7, 5), None);
+        c.note_left(&orders, c.ticket(), 7, 5, "cancelled");
+        assert_eq!(c.peek_standing(&orders, 7, 5), left("cancelled", 1));
+        c.commit(&orders, false, [Scope::Event(7)], &[5], |_| Ok(None));
+        assert_eq!(c.peek_standing(&orders, 7, 5), None);
+        // Nothing is noted for an event whose order is not held.
+        c.note_left(&orders, c.ticket(), 8, 5, "confirmed");
+        assert_eq!(c.peek_standing(&orders, 8, 5), None);
     }
 
     #[test]

@@ -95,6 +95,21 @@ impl CacheCounters {
         }
     }
 
+    /// Every kind together between `before` and now: the whole cache's hit rate.
+    pub fn total_since(&self, before: &Self) -> HitRate {
+        let (hits, misses) = self
+            .all_since(before)
+            .values()
+            .fold((0, 0), |(h, m), r| (h + r.hits, m + r.misses));
+        let total = hits + misses;
+        HitRate {
+            hits,
+            misses,
+            #[allow(clippy::cast_precision_loss)]
+            rate: (total > 0).then(|| hits as f64 / total as f64),
+        }
+    }
+
     /// Every kind's hit rate between `before` and now.
     pub fn all_since(&self, before: &Self) -> BTreeMap<String, HitRate> {
         self.by_kind
@@ -107,6 +122,25 @@ impl CacheCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_total_adds_every_kind() {
+        let before = CacheCounters::parse(
+            "cache_hits_total{kind=\"event\"} 10\n\
+             cache_misses_total{kind=\"event\"} 0\n\
+             cache_hits_total{kind=\"position\"} 0\n\
+             cache_misses_total{kind=\"position\"} 0\n",
+        );
+        let after = CacheCounters::parse(
+            "cache_hits_total{kind=\"event\"} 100\n\
+             cache_misses_total{kind=\"event\"} 5\n\
+             cache_hits_total{kind=\"position\"} 5\n\
+             cache_misses_total{kind=\"position\"} 0\n",
+        );
+        let t = after.total_since(&before);
+        assert_eq!((t.hits, t.misses), (95, 5));
+        assert_eq!(t.rate, Some(0.95));
+    }
 
     #[test]
     fn reads_the_cache_series_and_ignores_the_rest() {

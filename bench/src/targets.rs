@@ -16,6 +16,7 @@ pub const P99: &str = "p99";
 pub const VS_BASELINE: &str = "x baseline";
 pub const EVENT_HIT_RATE: &str = "event hit rate";
 pub const POSITION_HIT_RATE: &str = "position hit rate";
+pub const CACHE_HIT_RATE: &str = "whole cache hit rate";
 pub const PEAK_RSS: &str = "peak RSS";
 pub const STARTUP: &str = "startup";
 pub const VS_EMPTY: &str = "rush x empty db";

@@ -11,7 +11,9 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use crate::cache::{Cache, Facts, Kind, Lru, Orders, Placement, Rank, Scope, Unreadable};
+use crate::cache::{
+    Cache, Facts, HeldPlace, Kind, Lru, Orders, Placement, Rank, Scope, Unreadable,
+};
 use crate::domain::{
     Attendee, AttendeeId, Event, EventId, RegStatus, Registration, RegistrationId, Timestamp,
 };
@@ -277,9 +279,18 @@ impl App {
         if let Some(keys) = c.keys.get(&id) {
             // Not counted as a lookup of the order: the waitlist kind counts the lookups of reads
             // that had to read the registration (see `waitlist_rank`).
-            if let Some(Some(rank)) = c.core.peek_rank(&c.orders, keys.event_seq, keys.seq) {
+            let view = match c.core.peek_standing(&c.orders, keys.event_seq, keys.seq) {
+                Some(HeldPlace::Waiting(rank)) => Some(waiting(rank)),
+                Some(HeldPlace::Left { status, length }) => Some(PositionView {
+                    status,
+                    position: None,
+                    waitlist_length: length,
+                }),
+                None => None,
+            };
+            if view.is_some() {
                 c.core.count_hit(Kind::Position);
-                return Some(waiting(rank));
+                return view;
             }
         }
         c.core.try_get(&c.positions, &id)
@@ -311,6 +322,10 @@ impl App {
         let view = match self.live_position(row)? {
             (_, Some(rank)) => waiting(rank),
             (reg, None) => {
+                // Not waiting: noted in the event's held order, if one is held, where the writer
+                // forgets it at the registration's next change.
+                c.core
+                    .note_left(&c.orders, ticket, event_seq, reg.seq, reg.status.as_str());
                 let view = PositionView {
                     status: reg.status.as_str(),
                     position: None,

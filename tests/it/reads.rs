@@ -264,6 +264,22 @@ async fn positions_stay_exact_while_the_waitlist_moves_and_polls_stay_in_memory(
         order_misses_after, order_misses,
         "the waitlist order was not read again"
     );
+
+    // Once more after a newcomer joined, a write to the event that changed none of these
+    // registrations: every one is answered from memory, the seated and the cancelled too, from the
+    // status noted beside the event's order (a cached view would have been retired by the write).
+    let a = t.attendee(15).await;
+    assert_eq!(t.register(&event, &a).await.json()["status"], "waitlisted");
+    let (hits_before, misses_before) = cache_counts(&t, "position").await;
+    let (again, counted) = positions_both_ways(&t, &event, &regs).await;
+    assert_eq!(again, counted, "after a newcomer joined");
+    assert!(again.iter().any(|r| r[1] == "cancelled") && again.iter().any(|r| r[1] == "confirmed"));
+    let (hits_after, misses_after) = cache_counts(&t, "position").await;
+    assert_eq!(
+        (hits_after - hits_before, misses_after - misses_before),
+        (regs.len() as f64, 0.0),
+        "every poll a hit"
+    );
 }
 
 #[tokio::test]
