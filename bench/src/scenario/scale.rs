@@ -11,7 +11,7 @@
 //! 5. A second server on a second empty data directory runs the empty-database rush once more, right
 //!    after the headline, and is stopped and checked. The headline's rate as a share of both empty
 //!    rushes together (all their registrations over all their time) is the figure the issue bounds
-//!    (within 20%): the machine's speed drifts over the minute the fill takes by more than that, and
+//!    (within 20%): the machine's speed drifts over the time the fill takes by more than that, and
 //!    a reference on either side of the headline weighs the drift on both sides alike.
 
 use std::collections::BTreeMap;
