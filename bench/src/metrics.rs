@@ -25,6 +25,18 @@ pub struct HitRate {
     pub rate: Option<f64>,
 }
 
+impl HitRate {
+    fn new(hits: u64, misses: u64) -> Self {
+        let total = hits + misses;
+        Self {
+            hits,
+            misses,
+            #[allow(clippy::cast_precision_loss)]
+            rate: (total > 0).then(|| hits as f64 / total as f64),
+        }
+    }
+}
+
 impl CacheCounters {
     /// Reads `/metrics` once. Fails when the route or the cache series are missing, since the
     /// figures a scenario reports would otherwise be silently absent.
@@ -84,15 +96,7 @@ impl CacheCounters {
     pub fn since(&self, before: &Self, kind: &str) -> HitRate {
         let now = self.by_kind.get(kind).copied().unwrap_or_default();
         let then = before.by_kind.get(kind).copied().unwrap_or_default();
-        let hits = now.0.saturating_sub(then.0);
-        let misses = now.1.saturating_sub(then.1);
-        let total = hits + misses;
-        HitRate {
-            hits,
-            misses,
-            #[allow(clippy::cast_precision_loss)]
-            rate: (total > 0).then(|| hits as f64 / total as f64),
-        }
+        HitRate::new(now.0.saturating_sub(then.0), now.1.saturating_sub(then.1))
     }
 
     /// Every kind together between `before` and now: the whole cache's hit rate.
@@ -101,13 +105,7 @@ impl CacheCounters {
             .all_since(before)
             .values()
             .fold((0, 0), |(h, m), r| (h + r.hits, m + r.misses));
-        let total = hits + misses;
-        HitRate {
-            hits,
-            misses,
-            #[allow(clippy::cast_precision_loss)]
-            rate: (total > 0).then(|| hits as f64 / total as f64),
-        }
+        HitRate::new(hits, misses)
     }
 
     /// Every kind's hit rate between `before` and now.
