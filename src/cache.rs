@@ -223,6 +223,11 @@ impl Order {
         })
     }
 
+    /// Whether the order is still within its TTL.
+    fn fresh(&self, ttl: Duration) -> bool {
+        self.stored.elapsed() < ttl
+    }
+
     fn length(&self) -> i64 {
         i64::try_from(self.seqs.len()).unwrap_or(i64::MAX)
     }
@@ -522,7 +527,7 @@ impl Cache {
         let found = {
             let mut held = orders.lock();
             match held.get(&event_seq) {
-                Some(o) if o.stored.elapsed() < orders.ttl => Some(o.rank(seq)),
+                Some(o) if o.fresh(orders.ttl) => Some(o.rank(seq)),
                 Some(_) => {
                     held.pop(&event_seq);
                     None
@@ -581,8 +586,7 @@ impl Cache {
             return;
         }
         if let Some(order) = held.peek_mut(&event_seq) {
-            let fresh = order.stored.elapsed() < orders.ttl;
-            if fresh && order.rank(seq).is_none() && order.left.len() < MAX_LEFT {
+            if order.fresh(orders.ttl) && order.rank(seq).is_none() && order.left.len() < MAX_LEFT {
                 order.left.insert(seq, status);
             }
         }
@@ -596,7 +600,7 @@ impl Cache {
         }
         let mut held = orders.lock();
         let order = held.get(&event_seq)?;
-        if order.stored.elapsed() >= orders.ttl {
+        if !order.fresh(orders.ttl) {
             return None;
         }
         if let Some(rank) = order.rank(seq) {

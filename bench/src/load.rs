@@ -60,6 +60,15 @@ impl Phase {
     }
 }
 
+/// The rate of several phases taken together: all their requests over all their time (not the mean
+/// of their rates, which would weigh a short, fast phase like a long, slow one). `None` without time.
+pub fn combined_rate(phases: &[&Phase]) -> Option<f64> {
+    let seconds: f64 = phases.iter().map(|p| p.seconds).sum();
+    let requests: usize = phases.iter().map(|p| p.requests).sum();
+    #[allow(clippy::cast_precision_loss)]
+    (seconds > 0.0).then(|| requests as f64 / seconds)
+}
+
 fn rate(requests: usize, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {

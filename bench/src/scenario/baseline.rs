@@ -57,15 +57,11 @@ pub async fn ping(server: &Server, p: &Params, phase: &str) -> anyhow::Result<Ph
     .await
 }
 
-/// The headline's rate as a share of the baseline's over the bracket around it: every ping of both
-/// sides over their time together, so a drift during the headline weighs on both sides alike.
+/// The headline's rate as a share of the reference's over the bracket around it (pings here, empty-db
+/// rushes in `scale`): every request of both sides over their time together, so a drift during the
+/// headline weighs on both sides alike.
 pub fn ratio(headline: &Phase, before: &Phase, after: &Phase) -> Option<f64> {
-    let seconds = before.seconds + after.seconds;
-    if seconds <= 0.0 {
-        return None;
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let rate = (before.requests + after.requests) as f64 / seconds;
+    let rate = load::combined_rate(&[before, after])?;
     (rate > 0.0).then(|| headline.rps / rate)
 }
 

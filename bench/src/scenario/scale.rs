@@ -19,10 +19,11 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use serde_json::json;
 
+use super::baseline::ratio;
 use super::rush::rush_as;
 use super::{Check, Outcome, Params};
 use crate::fill;
-use crate::load::Phase;
+use crate::load::{combined_rate, Phase};
 use crate::server::Server;
 use crate::targets::{Figure, Unit, DB_SIZE, STARTUP, VS_EMPTY};
 
@@ -52,18 +53,8 @@ pub async fn scale(server: &mut Server, p: &Params) -> anyhow::Result<Outcome> {
         eprintln!("boxoffice-bench: {e:#}");
     }
     let (after, second_stopped, second_checked) = (after?, second_stopped?, second_checked?);
-    let empty_seconds = empty.headline.seconds + after.headline.seconds;
-    #[allow(clippy::cast_precision_loss)]
-    let empty_rate = if empty_seconds > 0.0 {
-        (empty.headline.requests + after.headline.requests) as f64 / empty_seconds
-    } else {
-        0.0
-    };
-    let ratio = if empty_rate > 0.0 {
-        full.headline.rps / empty_rate
-    } else {
-        0.0
-    };
+    let empty_rate = combined_rate(&[&empty.headline, &after.headline]).unwrap_or(0.0);
+    let ratio = ratio(&full.headline, &empty.headline, &after.headline).unwrap_or(0.0);
 
     let mut setup = empty.setup;
     setup.push(empty.headline.clone());
