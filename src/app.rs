@@ -652,7 +652,9 @@ impl App {
         f: impl FnOnce(&Tx<'_>, i64) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let now = self.now().millis();
-        self.store.write_async(move |tx| f(tx, now)).await
+        self.store
+            .write_async(store::Guard::RefusesBeforeWriting, move |tx| f(tx, now))
+            .await
     }
 
     /// Runs a creating write; with `idem`, its first response is stored in the same transaction.

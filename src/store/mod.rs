@@ -23,7 +23,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 use writer::Writer;
-pub use writer::{CommitHook, CommitReport, EventTally, NewReg, Touched, Tx};
+pub use writer::{CommitHook, CommitReport, EventTally, Guard, NewReg, Touched, Tx};
 
 /// The schema this build writes; files with a higher `user_version` are refused.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -49,6 +49,8 @@ pub enum StoreError {
     TransactionLost,
     #[error("a command panicked; its changes were rolled back")]
     CommandPanicked,
+    #[error("a command of the same group commit failed halfway; the whole group was rolled back")]
+    GroupRolledBack,
     #[error("stored data is not what this build expects: {0}")]
     Corrupt(String),
 }
@@ -86,6 +88,7 @@ impl StoreError {
             Self::Pool(_)
             | Self::WriterStopped
             | Self::TransactionLost
+            | Self::GroupRolledBack
             | Self::Busy
             | Self::Stalled { .. } => true,
             Self::SchemaTooNew { .. } | Self::CommandPanicked | Self::Corrupt(_) => false,
@@ -263,13 +266,15 @@ impl Store {
     }
 
     /// `write` for async callers: never blocks the calling thread (a full queue is refused as `Busy`).
-    pub async fn write_async<T, E, F>(&self, f: F) -> Result<T, E>
+    /// With `Guard::RefusesBeforeWriting` the command runs without a savepoint of its own (see
+    /// `Tx::unguarded`): for the hot commands whose refusals all come before their first write.
+    pub async fn write_async<T, E, F>(&self, guard: Guard, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.writer.execute_async(f).await
+        self.writer.execute_async(guard, f).await
     }
 
     /// Online backup into `out`: one step over all pages, so the copy is one consistent snapshot even

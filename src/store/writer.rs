@@ -52,6 +52,9 @@ pub struct Tx<'c> {
     depth: Cell<u32>,
     events: Cell<EventTally>,
     inserted: RefCell<Vec<NewReg>>,
+    /// A command without a savepoint of its own failed after it had changed rows: the group cannot
+    /// commit (its half-done change would stand without its outbox row) and is rolled back whole.
+    spoiled: Cell<bool>,
 }
 
 /// A registration row a group inserted: its public id and its internal keys, which never change, so
@@ -70,6 +73,7 @@ impl<'c> Tx<'c> {
             depth: Cell::new(0),
             events: Cell::new(EventTally::default()),
             inserted: RefCell::default(),
+            spoiled: Cell::new(false),
         }
     }
 
@@ -128,6 +132,41 @@ impl<'c> Tx<'c> {
     fn rollback_to(&self, depth: u32) -> Result<(), StoreError> {
         self.exec(&format!("ROLLBACK TO sp{depth}"))?;
         self.exec(&format!("RELEASE sp{depth}"))
+    }
+
+    /// Runs `f` without a savepoint of its own, for a command whose every refusal comes before its
+    /// first write (a sale, a door scan). A savepoint makes SQLite copy each page the command
+    /// touches into a sub-journal first, about a tenth of the writer's time in a rush, to undo a
+    /// command that fails halfway; such a command never fails halfway but on an SQLite error or a
+    /// bug. Should it fail (or panic) after it has changed rows anyway, the group is spoiled: the
+    /// writer rolls the whole group back and tells every caller, so no half-done change commits
+    /// without its outbox row (I5). A refusal before any write leaves the group as it was.
+    pub fn unguarded<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Tx<'c>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.conn.is_autocommit() {
+            return Err(StoreError::TransactionLost.into());
+        }
+        let changes_before = self.conn.total_changes();
+        let events_before = self.events.get();
+        let inserted_before = self.inserted.borrow().len();
+        let result = catch_unwind(AssertUnwindSafe(|| f(self)));
+        let lost = self.conn.is_autocommit();
+        if lost || !matches!(result, Ok(Ok(_))) {
+            self.events.set(events_before);
+            self.inserted.borrow_mut().truncate(inserted_before);
+            // A statement that failed was undone by SQLite and counted no change; what counts is
+            // whether an earlier statement of this command went through.
+            if !lost && self.conn.total_changes() != changes_before {
+                self.spoiled.set(true);
+            }
+        }
+        match result {
+            Ok(Ok(_)) if lost => Err(StoreError::TransactionLost.into()),
+            Ok(r) => r,
+            Err(_) => Err(StoreError::CommandPanicked.into()),
+        }
     }
 
     /// Notes a registration row inserted, for the commit report.
@@ -212,6 +251,16 @@ pub type CommitHook = Arc<dyn Fn(&CommitReport, &Connection) + Send + Sync>;
 type Job = Box<dyn FnOnce(Option<&Tx<'_>>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
+/// How a command is kept apart from the others of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// In its own savepoint: a failure anywhere rolls back this command only.
+    Savepoint,
+    /// Without one (`Tx::unguarded`), for commands whose every refusal comes before their first
+    /// write; a failure after a write rolls back the whole group.
+    RefusesBeforeWriting,
+}
+
 pub(super) struct Writer {
     sender: Mutex<Option<SyncSender<Job>>>,
     /// Commands queued and not yet taken into a group.
@@ -253,6 +302,7 @@ impl Writer {
     {
         let (answer, answered) = sync_channel::<Result<T, E>>(1);
         self.enqueue(
+            Guard::Savepoint,
             f,
             move |out| {
                 let _ = answer.send(out);
@@ -264,7 +314,7 @@ impl Writer {
 
     /// Like `execute`, for async callers: the answer arrives on a future, and a full queue is refused
     /// (`Busy`) rather than waited for, so an IO thread never blocks.
-    pub(super) async fn execute_async<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(super) async fn execute_async<T, E, F>(&self, guard: Guard, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -272,6 +322,7 @@ impl Writer {
     {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         self.enqueue(
+            guard,
             f,
             move |out| {
                 let _ = answer.send(out);
@@ -291,6 +342,7 @@ impl Writer {
     {
         let (answer, answered) = sync_channel::<Result<T, E>>(1);
         self.enqueue(
+            Guard::Savepoint,
             f,
             move |out| {
                 let _ = answer.send(out);
@@ -319,6 +371,7 @@ impl Writer {
     /// a full queue is waited for; without, it is refused.
     fn enqueue<T, E, F>(
         &self,
+        guard: Guard,
         f: F,
         deliver: impl FnOnce(Result<T, E>) + Send + 'static,
         wait: bool,
@@ -329,7 +382,10 @@ impl Writer {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let job: Job = Box::new(move |tx: Option<&Tx<'_>>| {
-            let result = tx.map(|tx| tx.savepoint(f));
+            let result = tx.map(|tx| match guard {
+                Guard::Savepoint => tx.savepoint(f),
+                Guard::RefusesBeforeWriting => tx.unguarded(f),
+            });
             Box::new(move |commit: Result<(), &StoreError>| {
                 // Nothing decided in a group that failed to commit stands: a refusal such as "sold
                 // out" may rest on a change by an earlier command that was just rolled back, so every
@@ -476,12 +532,24 @@ fn run(
                     replies.push(job(Some(&tx)));
                     // SQLite rolls the whole transaction back by itself on some errors (disk full,
                     // I/O). Running on would autocommit statement by statement and break I5, so the
-                    // rest of the group is refused and everyone is told the group failed.
-                    lost = conn.is_autocommit();
+                    // rest of the group is refused and everyone is told the group failed. The same
+                    // when a command without a savepoint failed halfway (`Tx::unguarded`).
+                    lost = conn.is_autocommit() || tx.spoiled.get();
                 }
                 events = tx.events.get();
                 inserted = tx.inserted.take();
-                if lost {
+                if tx.spoiled.get() && !conn.is_autocommit() {
+                    tracing::error!(
+                        commands,
+                        "a command failed after writing without a savepoint; the group is rolled back"
+                    );
+                    if let Err(e) = conn.execute_batch("ROLLBACK") {
+                        tracing::error!(error = %e, "cannot roll back a spoiled group");
+                    }
+                }
+                if tx.spoiled.get() {
+                    Err(StoreError::GroupRolledBack)
+                } else if lost {
                     Err(StoreError::TransactionLost)
                 } else {
                     match conn.execute_batch("COMMIT") {

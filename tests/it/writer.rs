@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use boxoffice::app::{Actor, App, AppOptions, Error};
 use boxoffice::domain::{NewAttendee, NewEvent};
-use boxoffice::store::{StoreError, Tx};
+use boxoffice::store::{Guard, StoreError, Tx};
 
 fn open() -> (tempfile::TempDir, Arc<App>) {
     let dir = tempfile::tempdir().expect("dir");
@@ -89,6 +89,76 @@ fn failing_and_panicking_commands_roll_back_only_themselves() {
     app.store()
         .write(|tx| insert_audit(tx, "after"))
         .expect("the writer goes on");
+}
+
+/// Runs `f` as an unguarded command (no savepoint of its own) from its own thread.
+fn spawn_unguarded(
+    app: &Arc<App>,
+    f: fn(&Tx<'_>) -> Result<(), StoreError>,
+) -> std::thread::JoinHandle<Result<(), StoreError>> {
+    let app = app.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(app.store().write_async(Guard::RefusesBeforeWriting, f))
+    })
+}
+
+#[test]
+fn an_unguarded_refusal_before_writing_leaves_its_group_alone() {
+    let (_dir, app) = open();
+    let holder = hold_until_queued(&app, 3);
+    let good = spawn_unguarded(&app, |tx| insert_audit(tx, "kept"));
+    let refused = spawn_unguarded(&app, |_tx| Err(StoreError::Corrupt("refused".into())));
+    let good_too = spawn_unguarded(&app, |tx| insert_audit(tx, "kept too"));
+    holder.join().expect("holder");
+    assert!(good.join().expect("good").is_ok());
+    assert!(matches!(
+        refused.join().expect("refused"),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(good_too.join().expect("good too").is_ok());
+    assert_eq!(audit_rows(&app), 2, "both good commands committed");
+}
+
+#[test]
+fn an_unguarded_command_failing_after_a_write_rolls_back_its_whole_group() {
+    let (_dir, app) = open();
+    let holder = hold_until_queued(&app, 3);
+    let good = spawn_unguarded(&app, |tx| insert_audit(tx, "rolled back with the group"));
+    let halfway = spawn_unguarded(&app, |tx| {
+        insert_audit(tx, "half a change")?;
+        Err(StoreError::Corrupt("failed after writing".into()))
+    });
+    let later = spawn_unguarded(&app, |tx| insert_audit(tx, "never runs"));
+    holder.join().expect("holder");
+    for (name, r) in [
+        ("good", good.join().expect("good")),
+        ("halfway", halfway.join().expect("halfway")),
+        ("later", later.join().expect("later")),
+    ] {
+        let e = r.expect_err(name);
+        assert!(
+            e.is_unavailable(),
+            "{name}: {e:?} tells the caller to retry"
+        );
+    }
+    assert_eq!(audit_rows(&app), 0, "no half-done change committed");
+    // A panic after a write spoils its group the same way.
+    let holder = hold_until_queued(&app, 1);
+    let panicking = spawn_unguarded(&app, |tx| {
+        insert_audit(tx, "before the panic").expect("insert");
+        panic!("a bug in a command");
+    });
+    holder.join().expect("holder");
+    assert!(panicking.join().expect("panicking").is_err());
+    assert_eq!(audit_rows(&app), 0);
+    // The writer goes on.
+    app.store()
+        .write(|tx| insert_audit(tx, "after"))
+        .expect("the writer goes on");
+    assert_eq!(audit_rows(&app), 1);
 }
 
 #[test]
