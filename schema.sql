@@ -54,7 +54,8 @@ CREATE TABLE registrations (
     id                TEXT    NOT NULL UNIQUE,
     event_seq         INTEGER NOT NULL REFERENCES events (seq),
     attendee_seq      INTEGER NOT NULL REFERENCES attendees (seq),
-    status            TEXT    NOT NULL CHECK (status IN ('confirmed', 'waitlisted', 'offered', 'cancelled')),
+    status            TEXT    NOT NULL
+                      CHECK (status = 'confirmed' OR status = 'waitlisted' OR status = 'offered' OR status = 'cancelled'),
     ticket_code       TEXT    UNIQUE,
     offer_expires_at  INTEGER,
     checked_in_at     INTEGER,
@@ -71,7 +72,7 @@ CREATE TABLE registrations (
 );
 -- I2: one active registration per (event, attendee), enforced by the file itself.
 CREATE UNIQUE INDEX registrations_one_active
-    ON registrations (event_seq, attendee_seq) WHERE status IN ('confirmed', 'waitlisted', 'offered');
+    ON registrations (event_seq, attendee_seq) WHERE status <> 'cancelled';
 -- I3: the waitlist in join order; the head is the first row, a position is a count over this index.
 CREATE INDEX registrations_waitlist ON registrations (event_seq, seq) WHERE status = 'waitlisted';
 -- The event's registration list, all or by status.
@@ -94,7 +95,8 @@ CREATE TABLE outbox (
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  INTEGER,
     last_error       TEXT,
-    state            TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead'))
+    state            TEXT    NOT NULL DEFAULT 'pending'
+                     CHECK (state = 'pending' OR state = 'delivered' OR state = 'dead')
 );
 CREATE INDEX outbox_by_state ON outbox (state, seq);
 CREATE INDEX outbox_by_aggregate ON outbox (aggregate_id, seq);

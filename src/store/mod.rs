@@ -8,6 +8,7 @@ pub mod audit;
 pub mod check;
 pub mod events;
 pub mod idempotency;
+mod migrate;
 pub mod outbox;
 pub mod registrations;
 pub mod stats;
@@ -26,7 +27,7 @@ use writer::Writer;
 pub use writer::{CommitHook, CommitReport, EventTally, Guard, NewReg, Touched, Tx};
 
 /// The schema this build writes; files with a higher `user_version` are refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -206,7 +207,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&conn, Role::Writer, opts.busy_timeout)?;
-        migrate(&conn)?;
+        migrate::migrate(&conn)?;
         install_trace(&conn, opts.sql_trace);
         let busy = opts.busy_timeout;
         let trace = opts.sql_trace;
@@ -364,29 +365,6 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.writer.shutdown();
     }
-}
-
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    // Checked again inside the write lock, so two processes opening a new file cannot both apply it.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let applied = (|| {
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { found: version });
-        }
-        if version == 0 {
-            conn.execute_batch(SCHEMA)?;
-            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-        }
-        Ok(())
-    })();
-    match applied {
-        Ok(()) => conn.execute_batch("COMMIT")?,
-        Err(_) => {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-    }
-    applied
 }
 
 /// A trivial read: the file is there and answers.

@@ -187,7 +187,7 @@ pub fn has_active(
 ) -> Result<bool, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT 1 FROM registrations WHERE event_seq = ?1 AND attendee_seq = ?2 \
-         AND status IN ('confirmed', 'waitlisted', 'offered')",
+         AND status <> 'cancelled'",
     )?;
     Ok(st.exists(params![event_seq, attendee_seq])?)
 }
@@ -229,7 +229,7 @@ pub fn active_of_event(
 ) -> Result<Vec<(i64, RegStatus)>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT seq, status FROM registrations WHERE event_seq = ?1 \
-         AND status IN ('confirmed', 'waitlisted', 'offered') ORDER BY seq",
+         AND status <> 'cancelled' ORDER BY seq",
     )?;
     let rows = st
         .query_map([event_seq], |r| {
@@ -396,7 +396,7 @@ pub fn door_list(
 /// Every active registration of an attendee, in join order (to cancel them when they are erased).
 pub fn active_of_attendee(conn: &Connection, attendee_seq: i64) -> Result<Vec<RegRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
-        "{SELECT} WHERE r.attendee_seq = ?1 AND r.status IN ('confirmed', 'waitlisted', 'offered') \
+        "{SELECT} WHERE r.attendee_seq = ?1 AND r.status <> 'cancelled' \
          ORDER BY r.seq"
     ))?;
     let rows = st

@@ -24,5 +24,6 @@ mod schemathesis;
 mod service;
 mod support;
 mod tokens;
+mod upgrade;
 mod webhooks;
 mod writer;

@@ -1,0 +1,135 @@
+//! The schema at open: a new file gets `schema.sql` whole; an older file is brought up to it step by
+//! step, each step in the same transaction as the version it writes (`PRAGMA user_version`).
+//!
+//! A step that changes a table's definition rebuilds the table the way SQLite documents it (a new
+//! table, the rows copied, the old one dropped), taking the new definition and the table's indexes
+//! from `schema.sql` itself, so an upgraded file and a new one hold the same schema by construction.
+
+use rusqlite::Connection;
+
+use super::{StoreError, SCHEMA, SCHEMA_VERSION};
+
+/// What each version after the first changed, in order: the step from version `i + 1` to `i + 2` is
+/// `STEPS[i]`.
+const STEPS: [Step; 1] = [
+    // 2: the status of registrations and the state of outbox messages are checked with ORs, and the
+    // one-active index is `status <> 'cancelled'`, instead of `IN` lists of three or four constants,
+    // for which SQLite builds a temporary b-tree every time a statement checks them (a sale checked
+    // three: about a quarter of the writer's work). The values allowed are the same.
+    Step::Rebuild(&["registrations", "outbox"]),
+];
+
+enum Step {
+    /// Rebuilds these tables, with their indexes, to their definitions in `schema.sql`.
+    Rebuild(&'static [&'static str]),
+}
+
+/// Brings the file to `SCHEMA_VERSION`: applies the schema to a new file, upgrades an older one,
+/// refuses a newer one.
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // A rebuild must not let SQLite act on foreign keys while a table is briefly gone; the setting
+    // cannot change inside a transaction. Every pooled connection turns it on again in `configure`.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let outcome = in_transaction(conn);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    outcome
+}
+
+fn in_transaction(conn: &Connection) -> Result<(), StoreError> {
+    // Checked again inside the write lock, so two processes opening a new file cannot both apply it.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found: version });
+        }
+        if version == 0 {
+            conn.execute_batch(SCHEMA)?;
+        } else if version < SCHEMA_VERSION {
+            let target = target_schema()?;
+            for step in &STEPS[usize::try_from(version - 1).unwrap_or(0)..] {
+                match step {
+                    Step::Rebuild(tables) => {
+                        for table in *tables {
+                            rebuild(conn, &target, table)?;
+                        }
+                    }
+                }
+            }
+            let broken: i64 =
+                conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if broken > 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "{broken} rows point at rows that do not exist after the upgrade"
+                )));
+            }
+            tracing::info!(
+                from = version,
+                to = SCHEMA_VERSION,
+                "upgraded the database schema"
+            );
+        }
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        }
+        Ok(())
+    })();
+    match applied {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    applied
+}
+
+/// `schema.sql` applied to an empty database in memory: where a rebuild reads its definitions.
+fn target_schema() -> Result<Connection, StoreError> {
+    let fresh = Connection::open_in_memory()?;
+    fresh.execute_batch(SCHEMA)?;
+    Ok(fresh)
+}
+
+/// Rebuilds `table` to its definition in `target`: renames the old table aside, creates the new
+/// one and its indexes as `schema.sql` writes them, copies every row (same columns by name, `seq`
+/// included, so ids, order and references stay), and drops the old table.
+fn rebuild(conn: &Connection, target: &Connection, table: &str) -> Result<(), StoreError> {
+    let definitions = |c: &Connection, kind: &str| -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = c.prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE tbl_name = ?1 AND type = ?2 AND sql IS NOT NULL",
+        )?;
+        let rows = st
+            .query_map([table, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    };
+    let [(_, create_table)]: [(String, String); 1] = definitions(target, "table")?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("schema.sql has no table {table}")))?;
+    let columns = {
+        let mut st = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+        let names = st
+            .query_map([table], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        names.join(", ")
+    };
+    let old = format!("{table}_before_upgrade");
+    // Renaming must not rewrite other tables' references to this name (`deliveries` points at
+    // `outbox`): they are to point at the new table, which takes the name back.
+    conn.execute_batch("PRAGMA legacy_alter_table = ON")?;
+    for (index, _) in definitions(conn, "index")? {
+        conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+    }
+    conn.execute_batch(&format!("ALTER TABLE \"{table}\" RENAME TO \"{old}\""))?;
+    conn.execute_batch(&create_table)?;
+    conn.execute_batch(&format!(
+        "INSERT INTO \"{table}\" ({columns}) SELECT {columns} FROM \"{old}\"; DROP TABLE \"{old}\";"
+    ))?;
+    for (_, create_index) in definitions(target, "index")? {
+        conn.execute_batch(&create_index)?;
+    }
+    conn.execute_batch("PRAGMA legacy_alter_table = OFF")?;
+    Ok(())
+}

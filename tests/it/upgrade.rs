@@ -1,0 +1,156 @@
+//! A file written by an earlier schema version is upgraded at open: the same rows, the same ids and
+//! order, the schema of a new file, and the box sells on it. `fixtures/schema-v1.sql` is `schema.sql`
+//! as version 1 shipped it.
+
+use boxoffice::app::{App, AppOptions, Visibility};
+use boxoffice::domain::{EventId, NewAttendee, RegistrationId};
+use rusqlite::Connection;
+
+const SCHEMA_V1: &str = include_str!("fixtures/schema-v1.sql");
+
+/// Every schema object of a file as (type, name, table, sql), sorted: two files hold the same schema
+/// when these are equal (root pages aside).
+fn schema_of(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
+    let mut st = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
+        .expect("schema");
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("schema rows")
+}
+
+/// A version-1 file with an event of one seat, one person seated, one waiting, one cancelled, their
+/// outbox messages, and a webhook with a failed delivery of one of them.
+fn version_one_file(path: &std::path::Path) {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch(SCHEMA_V1).expect("schema v1");
+    conn.execute_batch(
+        "PRAGMA user_version = 1;
+         INSERT INTO events (seq, id, name, venue, starts_at, capacity, status, confirmed, waitlisted,
+                             created_at, updated_at)
+         VALUES (1, '6f1c2d3e-0000-4000-8000-000000000001', 'Old show', 'Hall', 1900000000000, 1,
+                 'published', 1, 1, 1, 1);
+         INSERT INTO attendees (seq, id, name, email, email_key, created_at) VALUES
+           (1, '0190a000-0000-7000-8000-000000000001', 'Ada', 'ada@example.org', 'ada@example.org', 1),
+           (2, '0190a000-0000-7000-8000-000000000002', 'Alan', 'alan@example.org', 'alan@example.org', 1),
+           (3, '0190a000-0000-7000-8000-000000000003', 'Grace', 'grace@example.org', 'grace@example.org', 1);
+         INSERT INTO registrations (seq, id, event_seq, attendee_seq, status, ticket_code, waitlisted_at,
+                                    created_at, updated_at, cancelled_at) VALUES
+           (1, '0190a000-0000-7000-8000-0000000000a1', 1, 1, 'confirmed', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAA', NULL, 1, 1, NULL),
+           (2, '0190a000-0000-7000-8000-0000000000a2', 1, 2, 'waitlisted', NULL, 2, 2, 2, NULL),
+           (3, '0190a000-0000-7000-8000-0000000000a3', 1, 3, 'cancelled', NULL, NULL, 3, 3, 3);
+         INSERT INTO outbox (seq, id, type, aggregate_id, payload, created_at, state) VALUES
+           (1, 'm1', 'registration.confirmed', '0190a000-0000-7000-8000-0000000000a1', '{}', 1, 'delivered'),
+           (2, 'm2', 'registration.waitlisted', '0190a000-0000-7000-8000-0000000000a2', '{}', 2, 'pending');
+         INSERT INTO webhooks (seq, id, url, event_types, secret, cursor, created_at, updated_at)
+         VALUES (1, 'w1', 'http://127.0.0.1:9/hook', '*', 'whsec_x', 2, 1, 1);
+         INSERT INTO deliveries (outbox_seq, webhook_seq, aggregate_id, state, attempts, next_attempt_at)
+         VALUES (2, 1, '0190a000-0000-7000-8000-0000000000a2', 'pending', 1, 5);",
+    )
+    .expect("rows v1");
+}
+
+#[test]
+fn a_version_one_file_is_upgraded_with_its_rows_and_the_schema_of_a_new_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let old = dir.path().join("old.db");
+    version_one_file(&old);
+
+    let app = App::open(&old, AppOptions::default()).expect("open upgrades");
+    let report = app.check().expect("check");
+    assert!(report.ok(), "{report:?}");
+    let event = EventId::parse("6f1c2d3e-0000-4000-8000-000000000001").expect("event id");
+    let e = app.get_event(event, Visibility::Staff).expect("event");
+    assert_eq!((e.confirmed, e.waitlisted), (1, 1));
+    let waiting = app
+        .get_registration(
+            RegistrationId::parse("0190a000-0000-7000-8000-0000000000a2").expect("id"),
+        )
+        .expect("the waiting registration");
+    assert_eq!(waiting.position, Some(1));
+    // The box sells on the upgraded file: a newcomer waits behind Alan, in join order.
+    let newcomer = app
+        .create_attendee(
+            NewAttendee::parse("Edsger", Some("edsger@example.org"), None, true).expect("new"),
+            None,
+        )
+        .expect("attendee");
+    let r = app.register(event, newcomer.id, None).expect("register");
+    assert_eq!(r.position, Some(2));
+    drop(app);
+
+    let fresh = dir.path().join("fresh.db");
+    drop(App::open(&fresh, AppOptions::default()).expect("fresh"));
+    let (old, fresh) = (
+        Connection::open(&old).expect("old"),
+        Connection::open(&fresh).expect("fresh"),
+    );
+    assert_eq!(schema_of(&old), schema_of(&fresh));
+    let version = |c: &Connection| -> i64 {
+        c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    };
+    assert_eq!(version(&old), version(&fresh));
+    // Rows kept their seqs; the failed delivery still points at its message.
+    let rows: Vec<(i64, String)> = old
+        .prepare("SELECT seq, status FROM registrations ORDER BY seq")
+        .expect("regs")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert_eq!(
+        rows.iter()
+            .map(|(s, st)| (*s, st.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (1, "confirmed"),
+            (2, "waitlisted"),
+            (3, "cancelled"),
+            (4, "waitlisted")
+        ]
+    );
+    let delivery: (i64, String) = old
+        .query_row(
+            "SELECT o.seq, o.id FROM deliveries d JOIN outbox o ON o.seq = d.outbox_seq",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("delivery");
+    assert_eq!(delivery, (2, "m2".to_string()));
+    let fk_target: String = old
+        .query_row(
+            "SELECT \"table\" FROM pragma_foreign_key_list('deliveries') WHERE \"from\" = 'outbox_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("fk");
+    assert_eq!(fk_target, "outbox");
+    let broken: i64 = old
+        .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .expect("fk check");
+    assert_eq!(broken, 0);
+}
+
+#[test]
+fn a_file_of_a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("newer.db");
+    version_one_file(&path);
+    Connection::open(&path)
+        .expect("open")
+        .execute_batch("PRAGMA user_version = 99")
+        .expect("version");
+    let err = App::open(&path, AppOptions::default())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("99"), "{err}");
+    let version: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 99);
+}
