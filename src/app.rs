@@ -431,7 +431,7 @@ fn register_command(
     move |tx, now| {
         let code = TicketCode::from_time_and_random(now, random_bytes());
         let reg_id = RegistrationId::from_time_and_random(now, random_bytes());
-        let mut event = events::get(tx, event_id)?.ok_or(Error::NotFound("event"))?;
+        let event = events::for_sale(tx, event_id)?.ok_or(Error::NotFound("event"))?;
         if !event.status.accepts_registrations() {
             return Err(Error::conflict(
                 Conflict::EventNotOpen,
@@ -441,16 +441,15 @@ fn register_command(
                 ),
             ));
         }
-        let attendee = attendees::get(tx, attendee_id)?
-            .filter(|a| a.erased_at.is_none())
-            .ok_or(Error::NotFound("attendee"))?;
-        if registrations::has_active(tx, event.seq, attendee.seq)? {
+        let attendee_seq =
+            attendees::buyer_seq(tx, attendee_id)?.ok_or(Error::NotFound("attendee"))?;
+        if registrations::has_active(tx, event.seq, attendee_seq)? {
             return Err(Error::conflict(
                 Conflict::AlreadyRegistered,
                 "the attendee already holds an active registration for this event",
             ));
         }
-        let (status, ticket, kind) = match admit(event.occupancy()) {
+        let (status, ticket, kind) = match admit(event.occupancy) {
             Admission::Confirm => (
                 RegStatus::Confirmed,
                 Some(&code),
@@ -471,7 +470,7 @@ fn register_command(
         let new = registrations::NewRegistration {
             id: reg_id,
             event_seq: event.seq,
-            attendee_seq: attendee.seq,
+            attendee_seq,
             status,
             ticket_code: ticket,
             seated_by_override: false,
@@ -482,21 +481,20 @@ fn register_command(
         // over the waitlist on the writer's hot path.
         let position = match status {
             RegStatus::Confirmed => {
-                event.confirmed += 1;
+                events::add_sold(tx, event.seq, 1, 0)?;
                 None
             }
             _ => {
-                event.waitlisted += 1;
-                Some(event.waitlisted)
+                events::add_sold(tx, event.seq, 0, 1)?;
+                Some(event.occupancy.waitlisted + 1)
             }
         };
-        events::save_counts(tx, &event)?;
         let at = Timestamp::from_millis(now);
         let reg = Registration {
             seq,
             id: reg_id,
-            event_id: event.id,
-            attendee_id: attendee.id,
+            event_id,
+            attendee_id,
             status,
             position,
             offer_expires_at: None,

@@ -54,6 +54,14 @@ pub fn get(conn: &Connection, id: AttendeeId) -> Result<Option<Attendee>, StoreE
     Ok(st.query_row([id.to_string()], from_row).optional()?)
 }
 
+/// The internal key of an attendee who may still buy: `None` when there is no such attendee or
+/// they were erased. A sale needs nothing else of the person.
+pub fn buyer_seq(conn: &Connection, id: AttendeeId) -> Result<Option<i64>, StoreError> {
+    let mut st =
+        conn.prepare_cached("SELECT seq FROM attendees WHERE id = ?1 AND erased_at IS NULL")?;
+    Ok(st.query_row([id.to_string()], |r| r.get(0)).optional()?)
+}
+
 pub fn email_taken(conn: &Connection, email_key: &str) -> Result<bool, StoreError> {
     let mut st = conn.prepare_cached("SELECT 1 FROM attendees WHERE email_key = ?1")?;
     Ok(st.exists([email_key])?)

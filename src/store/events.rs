@@ -3,7 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{decode, ts, ts_opt, StoreError, Tx};
-use crate::domain::{Capacity, Event, EventId, EventStatus, NewEvent, OfferMinutes, Promotion};
+use crate::domain::{
+    Capacity, Event, EventId, EventStatus, NewEvent, Occupancy, OfferMinutes, Promotion,
+};
 
 const COLS: &str = "seq, id, name, venue, description, starts_at, ends_at, capacity, status, \
     waitlist_enabled, promotion, confirmed, offered, waitlisted, checked_in, promotions, created_at, updated_at, \
@@ -102,6 +104,48 @@ pub fn save(tx: &Tx<'_>, e: &Event) -> Result<(), StoreError> {
         e.offer_minutes.get(),
     ])?;
 
+    Ok(())
+}
+
+/// What a sale needs of its event: its key, its status and how full it is, without its texts.
+#[derive(Debug, Clone, Copy)]
+pub struct ForSale {
+    pub seq: i64,
+    pub status: EventStatus,
+    pub occupancy: Occupancy,
+}
+
+/// The event as a sale sees it (`ForSale`): the sale's hot path reads and decodes nothing else.
+pub fn for_sale(conn: &Connection, id: EventId) -> Result<Option<ForSale>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, status, capacity, confirmed, offered, waitlisted, waitlist_enabled \
+         FROM events WHERE id = ?1",
+    )?;
+    let row = st
+        .query_row([id.to_string()], |r| {
+            let status: String = r.get(1)?;
+            Ok(ForSale {
+                seq: r.get(0)?,
+                status: decode("event status", &status, EventStatus::parse)?,
+                occupancy: Occupancy {
+                    capacity: r.get(2)?,
+                    confirmed: r.get(3)?,
+                    offered: r.get(4)?,
+                    waitlisted: r.get(5)?,
+                    waitlist_enabled: r.get(6)?,
+                },
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+/// Moves a sale's counters by the given amounts (one more confirmed, or one more waiting).
+pub fn add_sold(tx: &Tx<'_>, seq: i64, confirmed: i64, waitlisted: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE events SET confirmed = confirmed + ?2, waitlisted = waitlisted + ?3 WHERE seq = ?1",
+    )?
+    .execute(params![seq, confirmed, waitlisted])?;
     Ok(())
 }
 
