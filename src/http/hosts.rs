@@ -16,11 +16,9 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::problem::Problem;
@@ -165,32 +163,34 @@ pub fn allow_listen_address(cfg: &mut HttpConfig, addr: SocketAddr) {
     }
 }
 
-/// The middleware: a foreign `Host` gets 421, a write with a foreign `Origin` 403; both before the
-/// request reaches anything that could change state.
-pub(super) async fn guard(State(hosts): State<Arc<Hosts>>, req: Request, next: Next) -> Response {
-    if !hosts.host_allowed(&req) {
-        return Problem::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "host_not_allowed",
-            "Host not served here",
-            "this box answers only for the host names in its http.allowed_hosts",
-        )
-        .into_response();
+/// The answer to a request refused here: a foreign `Host` gets 421, a write with a foreign `Origin`
+/// 403; both before the request reaches anything that could change state. `None` lets it pass.
+pub(super) fn refusal(hosts: &Hosts, req: &Request) -> Option<Response> {
+    if !hosts.host_allowed(req) {
+        return Some(
+            Problem::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "host_not_allowed",
+                "Host not served here",
+                "this box answers only for the host names in its http.allowed_hosts",
+            )
+            .into_response(),
+        );
     }
     let write = matches!(
         *req.method(),
         Method::POST | Method::PATCH | Method::PUT | Method::DELETE
     );
-    if write && !hosts.origin_allowed(&req) {
-        return Problem::new(
+    if write && !hosts.origin_allowed(req) {
+        return Some(Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden_origin",
             "Origin not allowed",
             "writes from a web page are accepted only from the box's own hosts and http.allowed_origins",
         )
-        .into_response();
+        .into_response());
     }
-    next.run(req).await
+    None
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -295,11 +295,7 @@ fn as_nanos(d: Duration) -> u64 {
 
 /// The middleware: classify, count, and answer 429 or pass the request on; every response of a
 /// limited class gets the two headers.
-pub(super) async fn limit(
-    State(limits): State<Arc<RateLimits>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn limit(limits: &Arc<RateLimits>, mut req: Request, next: Next) -> Response {
     if !limits.any() {
         return next.run(req).await;
     }

@@ -289,3 +289,18 @@ fn a_panicking_commit_hook_does_not_stop_the_writer() {
     assert!(app.health().ok());
     assert_eq!(audit_rows(&app), 2);
 }
+
+#[test]
+fn the_writer_commits_with_synchronous_full_in_wal_mode() {
+    let (_dir, app) = open();
+    let (sync, journal): (i64, String) = app
+        .store()
+        .write(|tx| {
+            let sync = tx.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            let journal = tx.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            Ok::<_, StoreError>((sync, journal))
+        })
+        .expect("pragmas");
+    assert_eq!(journal, "wal");
+    assert_eq!(sync, 2, "synchronous = FULL (I6)");
+}
