@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
 use governor::state::keyed::DashMapStateStore;
@@ -295,9 +294,13 @@ fn as_nanos(d: Duration) -> u64 {
 
 /// The middleware: classify, count, and answer 429 or pass the request on; every response of a
 /// limited class gets the two headers.
-pub(super) async fn limit(limits: &Arc<RateLimits>, mut req: Request, next: Next) -> Response {
+pub(super) async fn limit<F, Fut>(limits: &Arc<RateLimits>, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     if !limits.any() {
-        return next.run(req).await;
+        return next(req).await;
     }
     let ip = req
         .extensions()
@@ -319,9 +322,9 @@ pub(super) async fn limit(limits: &Arc<RateLimits>, mut req: Request, next: Next
     };
     limits.sweep_if_due();
     match decision {
-        Decision::Unlimited => next.run(req).await,
+        Decision::Unlimited => next(req).await,
         Decision::Allowed(policy, state) => {
-            let mut resp = next.run(req).await;
+            let mut resp = next(req).await;
             let h = resp.headers_mut();
             h.insert(RATELIMIT_POLICY.clone(), policy);
             h.insert(RATELIMIT.clone(), state);
