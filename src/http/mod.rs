@@ -144,8 +144,9 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(cfg.request_timeout_secs),
         ))
-        // Outside the timeout, so that every answer of a limited caller carries the rate-limit
-        // headers, a timeout's 503 included: `frame`, the Host check, the rate limits (see `edge`).
+        // `frame`, the Host check, the rate limits and the body checks (see `edge`); outside the
+        // timeout, so that every answer of a limited caller carries the rate-limit headers, a
+        // timeout's 503 included.
         .layer(middleware::from_fn_with_state(edge_state, edge))
         .layer(
             // Quality 4 for both: brotli's default (11) costs tens of times gzip's CPU for a few

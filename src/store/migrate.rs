@@ -19,6 +19,9 @@ const STEPS: [Step; 1] = [
     Step::Rebuild(&["registrations", "outbox"]),
 ];
 
+// One step for every version after the first.
+const _: () = assert!(STEPS.len() as i64 == SCHEMA_VERSION - 1);
+
 enum Step {
     /// Rebuilds these tables, with their indexes, to their definitions in `schema.sql`.
     Rebuild(&'static [&'static str]),
