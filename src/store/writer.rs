@@ -2,7 +2,9 @@
 //! it takes every command already queued (up to a bound), runs each in its own SAVEPOINT inside one
 //! `BEGIN IMMEDIATE` transaction, commits once, and only then answers the callers. One fsync serves many
 //! sales, a failing command rolls back only its own savepoint, and the total order of commands is what
-//! makes the seat invariants (I1-I4) simple to keep.
+//! makes the seat invariants (I1-I4) simple to keep. The hot commands whose refusals all come before
+//! their first write run without a savepoint (`Guard::RefusesBeforeWriting`); one of them failing after
+//! a write rolls back its whole group instead.
 
 use std::cell::{Cell, RefCell};
 use std::ops::Deref;
@@ -57,6 +59,13 @@ pub struct Tx<'c> {
     spoiled: Cell<bool>,
 }
 
+/// The commit report's notes before a command ran (`Tx::notes_mark`).
+#[derive(Clone, Copy)]
+struct NotesMark {
+    events: EventTally,
+    inserted: usize,
+}
+
 /// A registration row a group inserted: its public id and its internal keys, which never change, so
 /// a read cache may keep them for good once the group has committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +99,7 @@ impl<'c> Tx<'c> {
         let depth = self.depth.get();
         self.exec(&format!("SAVEPOINT sp{depth}"))?;
         self.depth.set(depth + 1);
-        let events_before = self.events.get();
-        let inserted_before = self.inserted.borrow().len();
+        let notes = self.notes_mark();
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
         self.depth.set(depth);
         // On some errors (disk full, I/O) SQLite rolls the whole transaction back by itself. The
@@ -99,8 +107,7 @@ impl<'c> Tx<'c> {
         // the one worth reporting; the writer sees the loss and fails the whole group.
         let lost = self.conn.is_autocommit();
         if lost || !matches!(result, Ok(Ok(_))) {
-            self.events.set(events_before);
-            self.inserted.borrow_mut().truncate(inserted_before);
+            self.forget_notes_since(notes);
         }
         match result {
             Ok(Ok(_)) if lost => Err(StoreError::TransactionLost.into()),
@@ -149,13 +156,11 @@ impl<'c> Tx<'c> {
             return Err(StoreError::TransactionLost.into());
         }
         let changes_before = self.conn.total_changes();
-        let events_before = self.events.get();
-        let inserted_before = self.inserted.borrow().len();
+        let notes = self.notes_mark();
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
         let lost = self.conn.is_autocommit();
         if lost || !matches!(result, Ok(Ok(_))) {
-            self.events.set(events_before);
-            self.inserted.borrow_mut().truncate(inserted_before);
+            self.forget_notes_since(notes);
             // A statement that failed was undone by SQLite and counted no change; what counts is
             // whether an earlier statement of this command went through.
             if !lost && self.conn.total_changes() != changes_before {
@@ -167,6 +172,20 @@ impl<'c> Tx<'c> {
             Ok(r) => r,
             Err(_) => Err(StoreError::CommandPanicked.into()),
         }
+    }
+
+    /// How far the commit report's notes (outbox rows by kind, registrations inserted) have come.
+    fn notes_mark(&self) -> NotesMark {
+        NotesMark {
+            events: self.events.get(),
+            inserted: self.inserted.borrow().len(),
+        }
+    }
+
+    /// Forgets the notes of a command that does not stand.
+    fn forget_notes_since(&self, mark: NotesMark) {
+        self.events.set(mark.events);
+        self.inserted.borrow_mut().truncate(mark.inserted);
     }
 
     /// Notes a registration row inserted, for the commit report.
