@@ -1,4 +1,4 @@
--- boxoffice schema, version 1.
+-- boxoffice schema, version 3 (src/store/migrate.rs upgrades files of earlier versions).
 --
 -- Applied by the store when it opens a file whose `user_version` is 0 (src/store/mod.rs), in one
 -- transaction. Times are integer milliseconds since the Unix epoch (UTC). Every table has an integer
@@ -98,7 +98,11 @@ CREATE TABLE outbox (
     state            TEXT    NOT NULL DEFAULT 'pending'
                      CHECK (state = 'pending' OR state = 'delivered' OR state = 'dead')
 );
-CREATE INDEX outbox_by_state ON outbox (state, seq);
+-- The processor's queue and the operators' view of trouble: the messages not settled yet and those an
+-- endpoint gave up on, in outbox order. Delivered messages, nearly all of them, stay out of it: a message
+-- nobody subscribes to is stored delivered and never enters it, one that is delivered leaves it; both
+-- are found by `seq` when listed or pruned.
+CREATE INDEX outbox_unsettled ON outbox (state, seq) WHERE state = 'pending' OR state = 'dead';
 CREATE INDEX outbox_by_aggregate ON outbox (aggregate_id, seq);
 
 -- API tokens: only a SHA-256 of the secret is stored; the secret is shown once.

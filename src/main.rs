@@ -323,10 +323,16 @@ fn serve(
     }
     eprintln!("data dir: {}", dir.display());
     eprintln!("admin token: {}", token_file.display());
+    // Taken over before anything is shown: a SIGTERM that came before the server first polled its
+    // shutdown future would otherwise kill the process the default way, the terminal left as it was.
+    let signals = {
+        let _runtime = rt.enter();
+        shutdown_signal()
+    };
 
     let rt = match console {
         None => {
-            rt.block_on(run_server(app.clone(), listener, &cfg, shutdown_signal()))?;
+            rt.block_on(run_server(app.clone(), listener, &cfg, signals))?;
             rt
         }
         Some(opts) => {
@@ -338,7 +344,7 @@ fn serve(
             // restores the terminal before the process exits.
             let shutdown = async move {
                 tokio::select! {
-                    _ = shutdown_signal() => handle.quit(),
+                    _ = signals => handle.quit(),
                     _ = stopped => {}
                 }
             };
@@ -457,21 +463,25 @@ fn remote_console(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Takes over SIGTERM and SIGINT at once (inside the runtime's context) and resolves on the first of
+/// them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn first(s: std::io::Result<Signal>) {
+        match s {
             Ok(mut s) => {
                 s.recv().await;
             }
             Err(_) => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
-    tracing::info!("shutting down: draining in-flight requests");
+    let term = first(signal(SignalKind::terminate()));
+    let int = first(signal(SignalKind::interrupt()));
+    async move {
+        tokio::select! {
+            _ = term => {},
+            _ = int => {},
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+    }
 }

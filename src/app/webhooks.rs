@@ -661,14 +661,15 @@ impl App {
     /// Deletes delivered messages older than the retention, in chunks so the writer stays responsive.
     pub fn prune_outbox(&self) -> Result<usize> {
         let before = self.now().millis() - self.opts.outbox.retention_ms;
-        let mut total = 0;
+        let (mut total, mut after) = (0, 0);
         loop {
-            let n = self
-                .store
-                .write(move |tx| Ok::<_, Error>(store_wh::prune_delivered(tx, before, 2000)?))?;
+            let (n, more) = self.store.write(move |tx| {
+                Ok::<_, Error>(store_wh::prune_delivered(tx, before, after, 2000)?)
+            })?;
             total += n;
-            if n < 2000 {
-                return Ok(total);
+            match more {
+                Some(seq) => after = seq,
+                None => return Ok(total),
             }
         }
     }

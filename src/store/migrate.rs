@@ -11,12 +11,15 @@ use super::{StoreError, SCHEMA, SCHEMA_VERSION};
 
 /// What each version after the first changed, in order: the step from version `i + 1` to `i + 2` is
 /// `STEPS[i]`.
-const STEPS: [Step; 1] = [
+const STEPS: [Step; 2] = [
     // 2: the status of registrations and the state of outbox messages are checked with ORs, and the
     // one-active index is `status <> 'cancelled'`, instead of `IN` lists of three or four constants,
     // for which SQLite builds a temporary b-tree every time a statement checks them (a sale checked
     // three: about a quarter of the writer's work). The values allowed are the same.
     Step::Rebuild(&["registrations", "outbox"]),
+    // 3: the outbox's state index holds only pending and dead messages (`outbox_unsettled`), so a
+    // message stored or settled as delivered writes no index entry for it.
+    Step::Reindex(&["outbox"]),
 ];
 
 // One step for every version after the first.
@@ -25,6 +28,8 @@ const _: () = assert!(STEPS.len() as i64 == SCHEMA_VERSION - 1);
 enum Step {
     /// Rebuilds these tables, with their indexes, to their definitions in `schema.sql`.
     Rebuild(&'static [&'static str]),
+    /// Replaces the indexes of these tables (their columns unchanged) with those of `schema.sql`.
+    Reindex(&'static [&'static str]),
 }
 
 /// Brings the file to `SCHEMA_VERSION`: applies the schema to a new file, upgrades an older one,
@@ -55,6 +60,11 @@ fn in_transaction(conn: &Connection) -> Result<(), StoreError> {
                     Step::Rebuild(tables) => {
                         for table in *tables {
                             rebuild(conn, &target, table)?;
+                        }
+                    }
+                    Step::Reindex(tables) => {
+                        for table in *tables {
+                            reindex(conn, &target, table)?;
                         }
                     }
                 }
@@ -99,16 +109,7 @@ fn target_schema() -> Result<Connection, StoreError> {
 /// one and its indexes as `schema.sql` writes them, copies every row (same columns by name, `seq`
 /// included, so ids, order and references stay), and drops the old table.
 fn rebuild(conn: &Connection, target: &Connection, table: &str) -> Result<(), StoreError> {
-    let definitions = |c: &Connection, kind: &str| -> Result<Vec<(String, String)>, StoreError> {
-        let mut st = c.prepare(
-            "SELECT name, sql FROM sqlite_schema WHERE tbl_name = ?1 AND type = ?2 AND sql IS NOT NULL",
-        )?;
-        let rows = st
-            .query_map([table, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    };
-    let [(_, create_table)]: [(String, String); 1] = definitions(target, "table")?
+    let [(_, create_table)]: [(String, String); 1] = definitions(target, table, "table")?
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("schema.sql has no table {table}")))?;
     let columns = {
@@ -122,7 +123,7 @@ fn rebuild(conn: &Connection, target: &Connection, table: &str) -> Result<(), St
     // Renaming must not rewrite other tables' references to this name (`deliveries` points at
     // `outbox`): they are to point at the new table, which takes the name back.
     conn.execute_batch("PRAGMA legacy_alter_table = ON")?;
-    for (index, _) in definitions(conn, "index")? {
+    for (index, _) in definitions(conn, table, "index")? {
         conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
     }
     conn.execute_batch(&format!("ALTER TABLE \"{table}\" RENAME TO \"{old}\""))?;
@@ -130,9 +131,36 @@ fn rebuild(conn: &Connection, target: &Connection, table: &str) -> Result<(), St
     conn.execute_batch(&format!(
         "INSERT INTO \"{table}\" ({columns}) SELECT {columns} FROM \"{old}\"; DROP TABLE \"{old}\";"
     ))?;
-    for (_, create_index) in definitions(target, "index")? {
+    for (_, create_index) in definitions(target, table, "index")? {
         conn.execute_batch(&create_index)?;
     }
     conn.execute_batch("PRAGMA legacy_alter_table = OFF")?;
     Ok(())
+}
+
+/// Drops the indexes `table` has (the automatic ones of its UNIQUE columns aside) and creates those
+/// `target` has for it.
+fn reindex(conn: &Connection, target: &Connection, table: &str) -> Result<(), StoreError> {
+    for (index, _) in definitions(conn, table, "index")? {
+        conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+    }
+    for (_, create_index) in definitions(target, table, "index")? {
+        conn.execute_batch(&create_index)?;
+    }
+    Ok(())
+}
+
+/// (name, sql) of the schema objects of one kind that belong to `table` and have SQL of their own.
+fn definitions(
+    conn: &Connection,
+    table: &str,
+    kind: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut st = conn.prepare(
+        "SELECT name, sql FROM sqlite_schema WHERE tbl_name = ?1 AND type = ?2 AND sql IS NOT NULL",
+    )?;
+    let rows = st
+        .query_map([table, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }

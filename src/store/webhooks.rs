@@ -495,15 +495,37 @@ pub fn retry_dead(tx: &Tx<'_>, outbox_seq: i64, now: i64) -> Result<bool, StoreE
     Ok(true)
 }
 
-/// Deletes up to `limit` delivered messages recorded before `before` (their delivery rows go with
-/// them). Pending and dead messages are kept whatever their age.
-pub fn prune_delivered(tx: &Tx<'_>, before: i64, limit: usize) -> Result<usize, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox \
-             WHERE state = 'delivered' AND created_at < ?1 ORDER BY seq LIMIT ?2)",
-        )?
-        .execute(params![before, limit as i64])?)
+/// One step of pruning: looks at up to `limit` messages after `after_seq`, oldest first, and deletes
+/// the delivered ones among them recorded before `before` (their delivery rows go with them), up to
+/// the first message that is not that old. Pending and dead messages are kept whatever their age.
+/// Returns how many it deleted and, when older messages may follow, the seq to go on after.
+///
+/// Messages are read by `seq` (delivered ones are in no index of their own) and recorded in `seq`
+/// order, so their times ascend: the first young message ends the pruning.
+pub fn prune_delivered(
+    tx: &Tx<'_>,
+    before: i64,
+    after_seq: i64,
+    limit: usize,
+) -> Result<(usize, Option<i64>), StoreError> {
+    let mut st = tx
+        .prepare_cached("SELECT seq, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+    let mut rows = st.query(params![after_seq, limit as i64])?;
+    let (mut read, mut upto, mut young) = (0, after_seq, false);
+    while let Some(r) = rows.next()? {
+        read += 1;
+        if r.get::<_, i64>(1)? >= before {
+            young = true;
+            break;
+        }
+        upto = r.get(0)?;
+    }
+    drop(rows);
+    let deleted = tx
+        .prepare_cached("DELETE FROM outbox WHERE seq > ?1 AND seq <= ?2 AND state = 'delivered'")?
+        .execute(params![after_seq, upto])?;
+    let more = !young && read == limit;
+    Ok((deleted, more.then_some(upto)))
 }
 
 // ----- what operators read -----
@@ -544,13 +566,22 @@ pub fn list_messages(
     after_seq: i64,
     limit: usize,
 ) -> Result<Vec<ListedMessage>, StoreError> {
-    let mut st = conn.prepare_cached(
+    // Pending and dead messages are read through `outbox_unsettled`, whose condition a query must
+    // spell out for SQLite to use it; delivered ones, and all of them, by `seq`.
+    let filter = match state {
+        None => "",
+        Some("pending") => "state = 'pending' AND",
+        Some("dead") => "state = 'dead' AND",
+        Some("delivered") => "state = 'delivered' AND",
+        // No message is in any other state.
+        Some(_) => return Ok(Vec::new()),
+    };
+    let mut st = conn.prepare_cached(&format!(
         "SELECT seq, id, type, aggregate_id, payload, created_at, attempts, next_attempt_at, \
-         last_error, state FROM outbox WHERE (?1 IS NULL OR state = ?1) AND seq > ?2 \
-         ORDER BY seq LIMIT ?3",
-    )?;
+         last_error, state FROM outbox WHERE {filter} seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
     let mut rows = st
-        .query_map(params![state, after_seq, limit as i64], |r| {
+        .query_map(params![after_seq, limit as i64], |r| {
             Ok(ListedMessage {
                 seq: r.get(0)?,
                 id: r.get(1)?,

@@ -1,6 +1,6 @@
 //! A file written by an earlier schema version is upgraded at open: the same rows, the same ids and
 //! order, the schema of a new file, and the box sells on it. `fixtures/schema-v1.sql` is `schema.sql`
-//! as version 1 shipped it.
+//! as version 1 shipped it; a version-2 file is made from a new one (the two differ in one index).
 
 use boxoffice::app::{App, AppOptions, Visibility};
 use boxoffice::domain::{EventId, NewAttendee, RegistrationId};
@@ -133,6 +133,68 @@ fn a_version_one_file_is_upgraded_with_its_rows_and_the_schema_of_a_new_file() {
         })
         .expect("fk check");
     assert_eq!(broken, 0);
+}
+
+/// A version-2 file: version 3 only replaced the outbox's `(state, seq)` index with one of the pending
+/// and dead messages alone, so a new file with the old index put back is what version 2 wrote.
+fn version_two_file(path: &std::path::Path) {
+    drop(App::open(path, AppOptions::default()).expect("new file"));
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch(
+        "DROP INDEX outbox_unsettled;
+         CREATE INDEX outbox_by_state ON outbox (state, seq);
+         PRAGMA user_version = 2;
+         INSERT INTO outbox (seq, id, type, aggregate_id, payload, created_at, state) VALUES
+           (1, 'm1', 'event.created', 'e1', '{}', 1, 'delivered'),
+           (2, 'm2', 'event.published', 'e1', '{}', 2, 'pending'),
+           (3, 'm3', 'event.updated', 'e1', '{}', 3, 'dead');",
+    )
+    .expect("v2 file");
+}
+
+#[test]
+fn a_version_two_file_gets_the_outbox_index_of_a_new_file_and_keeps_its_messages() {
+    let dir = tempfile::tempdir().expect("dir");
+    let old = dir.path().join("old.db");
+    version_two_file(&old);
+    let app = App::open(&old, AppOptions::default()).expect("open upgrades");
+    assert!(app.check().expect("check").ok());
+    drop(app);
+    let fresh = dir.path().join("fresh.db");
+    drop(App::open(&fresh, AppOptions::default()).expect("fresh"));
+    let (old, fresh) = (
+        Connection::open(&old).expect("old"),
+        Connection::open(&fresh).expect("fresh"),
+    );
+    assert_eq!(schema_of(&old), schema_of(&fresh));
+    let version: i64 = old
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, boxoffice::store::SCHEMA_VERSION);
+    let states: Vec<(String, String)> = old
+        .prepare("SELECT id, state FROM outbox ORDER BY seq")
+        .expect("outbox")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert_eq!(
+        states,
+        [
+            ("m1".to_string(), "delivered".to_string()),
+            ("m2".to_string(), "pending".to_string()),
+            ("m3".to_string(), "dead".to_string())
+        ]
+    );
+    // The processor's queries find the unsettled messages through the new index.
+    let plan: String = old
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM outbox WHERE state = 'dead'",
+            [],
+            |r| r.get(3),
+        )
+        .expect("plan");
+    assert!(plan.contains("outbox_unsettled"), "{plan}");
 }
 
 #[test]

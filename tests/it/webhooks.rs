@@ -885,6 +885,67 @@ async fn delivered_messages_past_the_retention_are_pruned_and_others_kept() {
     assert_eq!(left, vec!["dead", "dead"]);
 }
 
+#[test]
+fn pruning_walks_the_outbox_in_steps_keeps_pending_and_dead_and_stops_at_the_first_young_message() {
+    use boxoffice::store::webhooks::prune_delivered;
+    let dir = tempfile::tempdir().expect("dir");
+    let app = boxoffice::app::App::open(&dir.path().join("p.db"), AppOptions::default())
+        .expect("open");
+    // Ten messages recorded at times 1..=10; the third is dead, the fifth still pending, and the
+    // ninth was recorded at time 2 (a clock set back): it comes after a young one, so it stays.
+    app.store()
+        .write(|tx| {
+            for seq in 1..=10_i64 {
+                let state = match seq {
+                    3 => "dead",
+                    5 => "pending",
+                    _ => "delivered",
+                };
+                let at = if seq == 9 { 2 } else { seq };
+                tx.execute(
+                    "INSERT INTO outbox (seq, id, type, aggregate_id, payload, created_at, state) \
+                     VALUES (?1, 'm' || ?1, 'event.updated', 'e', '{}', ?2, ?3)",
+                    rusqlite::params![seq, at, state],
+                )?;
+            }
+            Ok::<_, boxoffice::store::StoreError>(())
+        })
+        .expect("messages");
+    let step = |after: i64| {
+        app.store()
+            .write(move |tx| prune_delivered(tx, 8, after, 3))
+            .expect("prune")
+    };
+    // Older than 8: 1..=7 and the ninth. Three at a time: 1, 2 (3 is dead); 4, 6 (5 is pending); then
+    // 7, and 8 is young: done.
+    assert_eq!(step(0), (2, Some(3)));
+    assert_eq!(step(3), (2, Some(6)));
+    assert_eq!(step(6), (1, None));
+    let left: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open(app.store().path()).expect("db");
+        let mut st = conn
+            .prepare("SELECT seq, state FROM outbox ORDER BY seq")
+            .expect("select");
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows");
+        rows
+    };
+    let left: Vec<(i64, &str)> = left.iter().map(|(s, st)| (*s, st.as_str())).collect();
+    assert_eq!(
+        left,
+        [
+            (3, "dead"),
+            (5, "pending"),
+            (8, "delivered"),
+            (9, "delivered"),
+            (10, "delivered")
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admin_webhook_routes_check_roles_refuse_bad_input_hide_the_secret_and_audit() {
     let t = spawn_app();
