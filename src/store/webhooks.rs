@@ -508,8 +508,9 @@ pub fn prune_delivered(
     after_seq: i64,
     limit: usize,
 ) -> Result<(usize, Option<i64>), StoreError> {
-    let mut st = tx
-        .prepare_cached("SELECT seq, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+    let mut st = tx.prepare_cached(
+        "SELECT seq, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
     let mut rows = st.query(params![after_seq, limit as i64])?;
     let (mut read, mut upto, mut young) = (0, after_seq, false);
     while let Some(r) = rows.next()? {

@@ -889,8 +889,8 @@ async fn delivered_messages_past_the_retention_are_pruned_and_others_kept() {
 fn pruning_walks_the_outbox_in_steps_keeps_pending_and_dead_and_stops_at_the_first_young_message() {
     use boxoffice::store::webhooks::prune_delivered;
     let dir = tempfile::tempdir().expect("dir");
-    let app = boxoffice::app::App::open(&dir.path().join("p.db"), AppOptions::default())
-        .expect("open");
+    let app =
+        boxoffice::app::App::open(&dir.path().join("p.db"), AppOptions::default()).expect("open");
     // Ten messages recorded at times 1..=10; the third is dead, the fifth still pending, and the
     // ninth was recorded at time 2 (a clock set back): it comes after a young one, so it stays.
     app.store()
