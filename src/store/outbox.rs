@@ -10,8 +10,8 @@ use crate::domain::DomainEventType;
 ///
 /// A message nobody subscribes to (no row in `webhooks`, enabled or paused) is stored `delivered`:
 /// a subscription made later starts after it (its cursor is the newest message then), so no endpoint
-/// will ever be sent it. Settling it here spares the processor rewriting every row of a rush (the whole
-/// row, payload included) and moving it in `outbox_by_state`, one page write per few messages.
+/// will ever be sent it. Stored so, it never enters `outbox_unsettled`, and the processor does not
+/// rewrite it (the whole row, payload included) to settle it a moment later.
 pub fn record(
     tx: &Tx<'_>,
     id: &str,

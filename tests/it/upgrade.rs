@@ -20,6 +20,25 @@ fn schema_of(conn: &Connection) -> Vec<(String, String, String, Option<String>)>
         .expect("schema rows")
 }
 
+/// Checks that the upgraded file at `upgraded` holds the schema and version of a new file made in
+/// `dir`, and opens it for the test to look further.
+fn like_a_new_file(dir: &std::path::Path, upgraded: &std::path::Path) -> Connection {
+    let fresh = dir.join("fresh.db");
+    drop(App::open(&fresh, AppOptions::default()).expect("fresh"));
+    let (old, fresh) = (
+        Connection::open(upgraded).expect("old"),
+        Connection::open(&fresh).expect("fresh"),
+    );
+    assert_eq!(schema_of(&old), schema_of(&fresh));
+    let version = |c: &Connection| -> i64 {
+        c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    };
+    assert_eq!(version(&old), boxoffice::store::SCHEMA_VERSION);
+    assert_eq!(version(&old), version(&fresh));
+    old
+}
+
 /// A version-1 file with an event of one seat, one person seated, one waiting, one cancelled, their
 /// outbox messages, and a webhook with a failed delivery of one of them.
 fn version_one_file(path: &std::path::Path) {
@@ -80,18 +99,7 @@ fn a_version_one_file_is_upgraded_with_its_rows_and_the_schema_of_a_new_file() {
     assert_eq!(r.position, Some(2));
     drop(app);
 
-    let fresh = dir.path().join("fresh.db");
-    drop(App::open(&fresh, AppOptions::default()).expect("fresh"));
-    let (old, fresh) = (
-        Connection::open(&old).expect("old"),
-        Connection::open(&fresh).expect("fresh"),
-    );
-    assert_eq!(schema_of(&old), schema_of(&fresh));
-    let version = |c: &Connection| -> i64 {
-        c.query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version")
-    };
-    assert_eq!(version(&old), version(&fresh));
+    let old = like_a_new_file(dir.path(), &old);
     // Rows kept their seqs; the failed delivery still points at its message.
     let rows: Vec<(i64, String)> = old
         .prepare("SELECT seq, status FROM registrations ORDER BY seq")
@@ -160,17 +168,7 @@ fn a_version_two_file_gets_the_outbox_index_of_a_new_file_and_keeps_its_messages
     let app = App::open(&old, AppOptions::default()).expect("open upgrades");
     assert!(app.check().expect("check").ok());
     drop(app);
-    let fresh = dir.path().join("fresh.db");
-    drop(App::open(&fresh, AppOptions::default()).expect("fresh"));
-    let (old, fresh) = (
-        Connection::open(&old).expect("old"),
-        Connection::open(&fresh).expect("fresh"),
-    );
-    assert_eq!(schema_of(&old), schema_of(&fresh));
-    let version: i64 = old
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .expect("version");
-    assert_eq!(version, boxoffice::store::SCHEMA_VERSION);
+    let old = like_a_new_file(dir.path(), &old);
     let states: Vec<(String, String)> = old
         .prepare("SELECT id, state FROM outbox ORDER BY seq")
         .expect("outbox")
