@@ -323,8 +323,9 @@ fn serve(
     }
     eprintln!("data dir: {}", dir.display());
     eprintln!("admin token: {}", token_file.display());
-    // Taken over before anything is shown: a SIGTERM that came before the server first polled its
-    // shutdown future would otherwise kill the process the default way, the terminal left as it was.
+    // Taken over before the console takes the terminal: a SIGTERM that came before the server first
+    // polled its shutdown future would otherwise kill the process the default way, the terminal left
+    // in the console's screen.
     let signals = {
         let _runtime = rt.enter();
         shutdown_signal()

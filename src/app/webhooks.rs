@@ -660,11 +660,23 @@ impl App {
 
     /// Deletes delivered messages older than the retention, in chunks so the writer stays responsive.
     pub fn prune_outbox(&self) -> Result<usize> {
-        let before = self.now().millis() - self.opts.outbox.retention_ms;
+        self.prune_outbox_in_chunks(2000)
+    }
+
+    /// `prune_outbox`, reading at most `chunk` messages per write.
+    pub fn prune_outbox_in_chunks(&self, chunk: usize) -> Result<usize> {
+        let now = self.now().millis();
+        let before = now - self.opts.outbox.retention_ms;
         let (mut total, mut after) = (0, 0);
         loop {
             let (n, more) = self.store.write(move |tx| {
-                Ok::<_, Error>(store_wh::prune_delivered(tx, before, after, 2000)?)
+                Ok::<_, Error>(store_wh::prune_delivered(
+                    tx,
+                    before,
+                    now,
+                    after,
+                    chunk.max(1),
+                )?)
             })?;
             total += n;
             match more {

@@ -138,14 +138,21 @@ fn rebuild(conn: &Connection, target: &Connection, table: &str) -> Result<(), St
     Ok(())
 }
 
-/// Drops the indexes `table` has (the automatic ones of its UNIQUE columns aside) and creates those
-/// `target` has for it.
+/// Brings the indexes of `table` (the automatic ones of its UNIQUE columns aside) to those `target`
+/// has for it: drops each one `target` lacks or defines otherwise, creates each one it lacks. An
+/// index both define the same way is left as it is (no work on a large table).
 fn reindex(conn: &Connection, target: &Connection, table: &str) -> Result<(), StoreError> {
-    for (index, _) in definitions(conn, table, "index")? {
-        conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+    let have = definitions(conn, table, "index")?;
+    let want = definitions(target, table, "index")?;
+    for (index, sql) in &have {
+        if !want.iter().any(|w| w.0 == *index && w.1 == *sql) {
+            conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+        }
     }
-    for (_, create_index) in definitions(target, table, "index")? {
-        conn.execute_batch(&create_index)?;
+    for (index, sql) in &want {
+        if !have.iter().any(|h| h.0 == *index && h.1 == *sql) {
+            conn.execute_batch(sql)?;
+        }
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! waiting behind a failed message of its aggregate, dead, or sent back by an operator). The happy
 //! path therefore costs one cursor update per batch, not a row per message. `outbox.state` is a
 //! summary kept by `summarise`: pending until every endpoint's cursor has passed the message and no
-//! delivery of it is pending; then `dead` if some endpoint gave up on it, else `delivered`.
+//! delivery of it is pending; then `dead` if some endpoint gave up on it, else `delivered`. (A message
+//! recorded while nobody subscribes is stored `delivered` by `outbox::record` and never summarised.)
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -497,34 +498,45 @@ pub fn retry_dead(tx: &Tx<'_>, outbox_seq: i64, now: i64) -> Result<bool, StoreE
 
 /// One step of pruning: looks at up to `limit` messages after `after_seq`, oldest first, and deletes
 /// the delivered ones among them recorded before `before` (their delivery rows go with them), up to
-/// the first message that is not that old. Pending and dead messages are kept whatever their age.
-/// Returns how many it deleted and, when older messages may follow, the seq to go on after.
+/// the first message that is not that old. Pending and dead messages are kept whatever their age,
+/// and so is the newest message: `seq` is SQLite's rowid, which would start again after an emptied
+/// table and fall behind the subscriptions' cursors. Returns how many it deleted and, when older
+/// messages may follow, the seq to go on after.
 ///
 /// Messages are read by `seq` (delivered ones are in no index of their own) and recorded in `seq`
-/// order, so their times ascend: the first young message ends the pruning.
+/// order, so their times ascend: the first young message ends the pruning. One dated after `now`
+/// (recorded while the clock ran ahead) does not: it is stepped over and kept.
 pub fn prune_delivered(
     tx: &Tx<'_>,
     before: i64,
+    now: i64,
     after_seq: i64,
     limit: usize,
 ) -> Result<(usize, Option<i64>), StoreError> {
+    let newest: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox")?
+        .query_row([], |r| r.get(0))?;
     let mut st = tx.prepare_cached(
         "SELECT seq, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let mut rows = st.query(params![after_seq, limit as i64])?;
     let (mut read, mut upto, mut young) = (0, after_seq, false);
     while let Some(r) = rows.next()? {
-        read += 1;
-        if r.get::<_, i64>(1)? >= before {
+        let at: i64 = r.get(1)?;
+        if (before..=now).contains(&at) {
             young = true;
             break;
         }
+        read += 1;
         upto = r.get(0)?;
     }
     drop(rows);
     let deleted = tx
-        .prepare_cached("DELETE FROM outbox WHERE seq > ?1 AND seq <= ?2 AND state = 'delivered'")?
-        .execute(params![after_seq, upto])?;
+        .prepare_cached(
+            "DELETE FROM outbox WHERE seq > ?1 AND seq <= ?2 AND seq < ?3 \
+             AND state = 'delivered' AND created_at < ?4",
+        )?
+        .execute(params![after_seq, upto, newest, before])?;
     let more = !young && read == limit;
     Ok((deleted, more.then_some(upto)))
 }

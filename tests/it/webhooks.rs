@@ -885,23 +885,29 @@ async fn delivered_messages_past_the_retention_are_pruned_and_others_kept() {
     assert_eq!(left, vec!["dead", "dead"]);
 }
 
-#[test]
-fn pruning_walks_the_outbox_in_steps_keeps_pending_and_dead_and_stops_at_the_first_young_message() {
-    use boxoffice::store::webhooks::prune_delivered;
+/// The outbox's rows as (seq, state), in order, read straight from the file.
+fn outbox_states(app: &boxoffice::app::App) -> Vec<(i64, String)> {
+    let conn = rusqlite::Connection::open(app.store().path()).expect("db");
+    let mut st = conn
+        .prepare("SELECT seq, state FROM outbox ORDER BY seq")
+        .expect("select");
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("rows");
+    rows
+}
+
+/// A new file, and a way to put outbox messages into it: (seq, created_at, state).
+fn outbox_file(messages: &[(i64, i64, &'static str)]) -> (tempfile::TempDir, boxoffice::app::App) {
     let dir = tempfile::tempdir().expect("dir");
     let app =
         boxoffice::app::App::open(&dir.path().join("p.db"), AppOptions::default()).expect("open");
-    // Ten messages recorded at times 1..=10; the third is dead, the fifth still pending, and the
-    // ninth was recorded at time 2 (a clock set back): it comes after a young one, so it stays.
+    let messages = messages.to_vec();
     app.store()
-        .write(|tx| {
-            for seq in 1..=10_i64 {
-                let state = match seq {
-                    3 => "dead",
-                    5 => "pending",
-                    _ => "delivered",
-                };
-                let at = if seq == 9 { 2 } else { seq };
+        .write(move |tx| {
+            for (seq, at, state) in messages {
                 tx.execute(
                     "INSERT INTO outbox (seq, id, type, aggregate_id, payload, created_at, state) \
                      VALUES (?1, 'm' || ?1, 'event.updated', 'e', '{}', ?2, ?3)",
@@ -911,38 +917,114 @@ fn pruning_walks_the_outbox_in_steps_keeps_pending_and_dead_and_stops_at_the_fir
             Ok::<_, boxoffice::store::StoreError>(())
         })
         .expect("messages");
+    (dir, app)
+}
+
+#[test]
+fn pruning_walks_the_outbox_in_steps_keeps_pending_and_dead_and_stops_at_the_first_young_message() {
+    use boxoffice::store::webhooks::prune_delivered;
+    // Ten messages recorded at times 1..=10; the third is dead, the fifth still pending. The fourth
+    // was recorded while the clock ran ahead (time 500, after now = 100): stepped over and kept. The
+    // ninth was recorded at time 2 after the clock was set back: it comes after a young one, so it
+    // stays.
+    let messages: Vec<(i64, i64, &str)> = (1..=10)
+        .map(|seq| {
+            let state = match seq {
+                3 => "dead",
+                5 => "pending",
+                _ => "delivered",
+            };
+            let at = match seq {
+                4 => 500,
+                9 => 2,
+                _ => seq,
+            };
+            (seq, at, state)
+        })
+        .collect();
+    let (_dir, app) = outbox_file(&messages);
     let step = |after: i64| {
         app.store()
-            .write(move |tx| prune_delivered(tx, 8, after, 3))
+            .write(move |tx| prune_delivered(tx, 8, 100, after, 3))
             .expect("prune")
     };
-    // Older than 8: 1..=7 and the ninth. Three at a time: 1, 2 (3 is dead); 4, 6 (5 is pending); then
-    // 7, and 8 is young: done.
+    // Older than 8: three at a time: 1, 2 (3 is dead); 6 (4 is from the future, 5 pending); then 7,
+    // and 8 is young: done.
     assert_eq!(step(0), (2, Some(3)));
-    assert_eq!(step(3), (2, Some(6)));
+    assert_eq!(step(3), (1, Some(6)));
     assert_eq!(step(6), (1, None));
-    let left: Vec<(i64, String)> = {
-        let conn = rusqlite::Connection::open(app.store().path()).expect("db");
-        let mut st = conn
-            .prepare("SELECT seq, state FROM outbox ORDER BY seq")
-            .expect("select");
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("rows")
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .expect("rows");
-        rows
-    };
+    let left = outbox_states(&app);
     let left: Vec<(i64, &str)> = left.iter().map(|(s, st)| (*s, st.as_str())).collect();
     assert_eq!(
         left,
         [
             (3, "dead"),
+            (4, "delivered"),
             (5, "pending"),
             (8, "delivered"),
             (9, "delivered"),
             (10, "delivered")
         ]
+    );
+}
+
+#[test]
+fn pruning_in_chunks_keeps_the_newest_message_so_seqs_never_start_again() {
+    // Ten delivered messages from 1970, far past any retention: the app prunes them three at a time.
+    let messages: Vec<(i64, i64, &str)> = (1..=10).map(|seq| (seq, seq, "delivered")).collect();
+    let (_dir, app) = outbox_file(&messages);
+    assert_eq!(app.prune_outbox_in_chunks(3).expect("prune"), 9);
+    assert_eq!(outbox_states(&app), [(10, "delivered".to_string())]);
+    // The next message follows the newest one: a subscription's cursor (a seq) never passes it
+    // unseen, as it would if the emptied table had numbered it 1 again.
+    app.store()
+        .write(|tx| {
+            boxoffice::store::outbox::record(
+                tx,
+                "m-next",
+                boxoffice::domain::DomainEventType::EventUpdated,
+                "e",
+                "{}",
+                11,
+            )
+        })
+        .expect("record");
+    assert_eq!(outbox_states(&app).last().map(|m| m.0), Some(11));
+}
+
+#[test]
+fn a_message_is_stored_delivered_while_nobody_subscribes_and_pending_once_someone_does() {
+    let (_dir, app) = outbox_file(&[]);
+    let record = |id: &'static str| {
+        app.store()
+            .write(move |tx| {
+                boxoffice::store::outbox::record(
+                    tx,
+                    id,
+                    boxoffice::domain::DomainEventType::EventUpdated,
+                    "e",
+                    "{}",
+                    1,
+                )
+            })
+            .expect("record")
+    };
+    record("nobody");
+    // A subscription, paused: its messages wait for it all the same.
+    app.store()
+        .write(|tx| {
+            tx.execute(
+                "INSERT INTO webhooks (id, url, event_types, secret, enabled, cursor, created_at, \
+                 updated_at) VALUES ('w', 'http://127.0.0.1:9/', '*', 's', 0, 1, 1, 1)",
+                [],
+            )?;
+            Ok::<_, boxoffice::store::StoreError>(())
+        })
+        .expect("webhook");
+    record("someone");
+    assert_eq!(
+        outbox_states(&app),
+        [(1, "delivered".to_string()), (2, "pending".to_string())]
     );
 }
 
