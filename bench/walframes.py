@@ -13,9 +13,12 @@ pages a group commit writes (each one a 4 KiB write the commit's sync waits for)
 Needs Python's sqlite3 module built with dbstat (Debian's is).
 """
 import collections
+import os
+import shutil
 import sqlite3
 import struct
 import sys
+import tempfile
 
 
 def frames(wal_path):
@@ -39,11 +42,21 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: walframes.py COPY_OF_boxoffice.db (its -wal next to it)")
     db = sys.argv[1]
+    if not os.path.exists(db + "-wal"):
+        sys.exit(f"no {db}-wal: copy the data dir's boxoffice.db* while the server writes")
     pages, commits = frames(db + "-wal")
     if commits == 0:
         sys.exit("no whole commit in the WAL")
-    # Opening the copy reads its WAL too, so dbstat knows the pages the WAL added.
-    names = dict(sqlite3.connect(db).execute("SELECT pageno, name FROM dbstat"))
+    # Opening a database reads its WAL too, so dbstat knows the pages the WAL added; but closing the
+    # last connection checkpoints the WAL into the file and deletes it. So a scratch copy is opened,
+    # and the one given stays as it was, to be read again.
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = os.path.join(scratch, "copy.db")
+        shutil.copyfile(db, copy)
+        shutil.copyfile(db + "-wal", copy + "-wal")
+        conn = sqlite3.connect(copy)
+        names = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+        conn.close()
     by_tree = collections.Counter(names.get(p, "(free or new)") for p in pages)
     print(f"{len(pages)} frames in {commits} commits: {len(pages) / commits:.1f} per commit")
     for name, n in by_tree.most_common():
