@@ -96,113 +96,181 @@ where
     R: Fn(usize) -> Call + Send + Sync + 'static,
     S: Fn(usize, &Bytes) + Send + Sync + 'static,
 {
-    let connections = connections.clamp(1, total.max(1));
-    let mut conns = Vec::with_capacity(connections);
-    for i in 0..connections {
-        conns.push(
-            target
-                .connect()
-                .await
-                .with_context(|| format!("{phase}: open connection {}", i + 1))?,
-        );
+    let run = Slice {
+        target,
+        connections,
+        expect,
+        request: Arc::new(request),
+        on_success: Arc::new(on_success),
+    }
+    .send(phase, 0, total)
+    .await?;
+    Ok(run.into_phase(phase))
+}
+
+/// One phase's requests, sent in one or more slices (`Slice::send`): what was sent, what came back.
+#[derive(Default)]
+pub struct Samples {
+    connections: usize,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    errors: BTreeMap<String, usize>,
+    error_samples: Vec<String>,
+}
+
+impl Samples {
+    /// Adds another slice of the same phase: its requests, its time, its latencies.
+    pub fn extend(&mut self, other: Samples) {
+        self.connections = self.connections.max(other.connections);
+        self.requests += other.requests;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_insert(0) += n;
+        }
+        let room = ERROR_SAMPLES.saturating_sub(self.error_samples.len());
+        self.error_samples
+            .extend(other.error_samples.into_iter().take(room));
     }
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let request = Arc::new(request);
-    let on_success = Arc::new(on_success);
-    let samples = Arc::new(Mutex::new(Vec::<String>::new()));
+    pub fn into_phase(mut self, phase: &str) -> Phase {
+        Phase {
+            phase: phase.to_string(),
+            connections: self.connections,
+            requests: self.requests,
+            seconds: self.elapsed.as_secs_f64(),
+            rps: rate(self.requests, self.elapsed),
+            latency: Latency::from_samples(&mut self.latencies),
+            error_count: self.errors.values().sum(),
+            errors: self.errors,
+            error_samples: self.error_samples,
+        }
+    }
+}
 
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(connections);
-    for mut conn in conns {
-        let (next, request, on_success, samples, target) = (
-            next.clone(),
-            request.clone(),
-            on_success.clone(),
-            samples.clone(),
-            target.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Tally::default();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let call = request(i);
-                let t0 = Instant::now();
-                match conn.send(&call).await {
-                    Ok(reply) => {
-                        tally.latencies.push(t0.elapsed());
-                        if reply.status == call.expect.unwrap_or(expect) {
-                            on_success(i, &reply.body);
-                        } else {
-                            tally.error(reply.status.as_u16().to_string(), &samples, || {
-                                format!(
-                                    "{} {} -> {}: {}",
-                                    call.method,
-                                    call.path,
-                                    reply.status,
-                                    reply.body_text()
-                                )
-                            });
-                        }
+/// A phase's load, which can be sent in slices: slice `[start, start + count)` sends requests
+/// `request(start)` to `request(start + count - 1)`, so the slices of a phase together send what one
+/// run of all of them would.
+pub struct Slice<'a, R, S> {
+    pub target: &'a Target,
+    pub connections: usize,
+    pub expect: StatusCode,
+    pub request: Arc<R>,
+    pub on_success: Arc<S>,
+}
+
+impl<R, S> Slice<'_, R, S>
+where
+    R: Fn(usize) -> Call + Send + Sync + 'static,
+    S: Fn(usize, &Bytes) + Send + Sync + 'static,
+{
+    /// Sends requests `start..start + count` over fresh keep-alive connections, all opened before
+    /// the clock starts; the clock stops when the last response is read.
+    pub async fn send(&self, phase: &str, start: usize, count: usize) -> anyhow::Result<Samples> {
+        let (total, expect) = (count, self.expect);
+        let connections = self.connections.clamp(1, total.max(1));
+        let mut conns = Vec::with_capacity(connections);
+        for i in 0..connections {
+            conns.push(
+                self.target
+                    .connect()
+                    .await
+                    .with_context(|| format!("{phase}: open connection {}", i + 1))?,
+            );
+        }
+
+        let next = Arc::new(AtomicUsize::new(0));
+        let samples = Arc::new(Mutex::new(Vec::<String>::new()));
+
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(connections);
+        for mut conn in conns {
+            let (next, request, on_success, samples, target) = (
+                next.clone(),
+                self.request.clone(),
+                self.on_success.clone(),
+                samples.clone(),
+                self.target.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut tally = Tally::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
                     }
-                    Err(e) => {
-                        tally.error(TRANSPORT_ERROR.to_string(), &samples, || {
-                            format!("{} {}: {e:#}", call.method, call.path)
-                        });
-                        // The connection is unusable after a transport error; one fresh attempt keeps
-                        // a single dropped connection from silently shrinking the load.
-                        match target.connect().await {
-                            Ok(fresh) => conn = fresh,
-                            Err(e) => {
-                                tally.sample(&samples, || {
-                                    format!("reconnect failed, connection given up: {e:#}")
+                    let i = start + i;
+                    let call = request(i);
+                    let t0 = Instant::now();
+                    match conn.send(&call).await {
+                        Ok(reply) => {
+                            tally.latencies.push(t0.elapsed());
+                            if reply.status == call.expect.unwrap_or(expect) {
+                                on_success(i, &reply.body);
+                            } else {
+                                tally.error(reply.status.as_u16().to_string(), &samples, || {
+                                    format!(
+                                        "{} {} -> {}: {}",
+                                        call.method,
+                                        call.path,
+                                        reply.status,
+                                        reply.body_text()
+                                    )
                                 });
-                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tally.error(TRANSPORT_ERROR.to_string(), &samples, || {
+                                format!("{} {}: {e:#}", call.method, call.path)
+                            });
+                            // The connection is unusable after a transport error; one fresh attempt
+                            // keeps a single dropped connection from silently shrinking the load.
+                            match target.connect().await {
+                                Ok(fresh) => conn = fresh,
+                                Err(e) => {
+                                    tally.sample(&samples, || {
+                                        format!("reconnect failed, connection given up: {e:#}")
+                                    });
+                                    break;
+                                }
                             }
                         }
                     }
                 }
-            }
-            tally
-        }));
-    }
-
-    let mut latencies = Vec::with_capacity(total);
-    let mut errors = BTreeMap::new();
-    for task in tasks {
-        let tally = task.await.context("load task panicked")?;
-        latencies.extend(tally.latencies);
-        for (k, n) in tally.errors {
-            *errors.entry(k).or_insert(0) += n;
+                tally
+            }));
         }
-    }
-    let elapsed = started.elapsed();
 
-    // Every index taken was either answered or failed in transport; indices never taken (every task
-    // gave up after a failed reconnect) are counted too, so `requests - error_count` is always the
-    // number of requests that got the expected answer.
-    let accounted = latencies.len() + errors.get(TRANSPORT_ERROR).copied().unwrap_or(0);
-    let unsent = total.saturating_sub(accounted);
-    if unsent > 0 {
-        errors.insert(UNSENT.to_string(), unsent);
-    }
+        let mut latencies = Vec::with_capacity(total);
+        let mut errors = BTreeMap::new();
+        for task in tasks {
+            let tally = task.await.context("load task panicked")?;
+            latencies.extend(tally.latencies);
+            for (k, n) in tally.errors {
+                *errors.entry(k).or_insert(0) += n;
+            }
+        }
+        let elapsed = started.elapsed();
 
-    let error_count = errors.values().sum();
-    let error_samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Phase {
-        phase: phase.to_string(),
-        connections,
-        requests: total,
-        seconds: elapsed.as_secs_f64(),
-        rps: rate(total, elapsed),
-        latency: Latency::from_samples(&mut latencies),
-        errors,
-        error_count,
-        error_samples,
-    })
+        // Every index taken was either answered or failed in transport; indices never taken (every
+        // task gave up after a failed reconnect) are counted too, so `requests - error_count` is
+        // always the number of requests that got the expected answer.
+        let accounted = latencies.len() + errors.get(TRANSPORT_ERROR).copied().unwrap_or(0);
+        let unsent = total.saturating_sub(accounted);
+        if unsent > 0 {
+            errors.insert(UNSENT.to_string(), unsent);
+        }
+        let error_samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+        Ok(Samples {
+            connections,
+            requests: total,
+            elapsed,
+            latencies,
+            errors,
+            error_samples,
+        })
+    }
 }
 
 /// What one connection task saw; merged after the run so the hot loop shares nothing but the counter.

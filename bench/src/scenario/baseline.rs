@@ -3,20 +3,22 @@
 //! cache. What the other scenarios reach as a share of this is what the box's own work costs on top
 //! of HTTP on this machine, with the client on the same cores.
 //!
-//! The machine's speed drifts from minute to minute, more than the difference the ratio targets are
-//! about, so `read-event` and `position` also measure this route on their own server, half of
-//! `--requests` right before their headline phase and half right after ([`ping`], [`ratio`]): their
-//! `x baseline` is judged against that bracket, the same server over the same stretch of time.
+//! The machine's speed drifts, from minute to minute and within one, by more than the difference the
+//! ratio targets are about, so `read-event` and `position` also measure this route on their own
+//! server, `--requests` pings taking turns with their headline phase in slices ([`bracketed`]): their
+//! `x baseline` is judged against those pings, the same server over the same seconds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::json;
 
 use super::{every_request_answered, Outcome, Params};
-use crate::client::Call;
+use crate::client::{Call, Target};
 use crate::load;
-use crate::load::Phase;
+use crate::load::{Phase, Samples, Slice};
 use crate::server::Server;
 
 pub async fn baseline(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
@@ -41,27 +43,86 @@ pub async fn baseline(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     })
 }
 
-/// `GET /api/v1/ping` for half of `--requests` on `server`: one side of a scenario's bracket.
-pub async fn ping(server: &Server, p: &Params, phase: &str) -> anyhow::Result<Phase> {
+/// Slices of each side of a bracket: the headline and the pings take turns this many times each.
+pub const ROUNDS: usize = 8;
+
+/// The headline phase and `--requests` pings of `GET /api/v1/ping` on the same server, interleaved:
+/// each is sent in [`ROUNDS`] slices, in the order ping, headline, headline, ping, ping, headline, ...
+/// so a drift in the machine's speed, whether a step or a slope, falls on both sides alike. Returns
+/// the headline (`name`) and the pings, each with all its slices' requests over all their time.
+///
+/// `request(i)` and `on_success(i, body)` see the headline's indices `0..--requests` exactly once, as
+/// in [`load::run`].
+pub async fn bracketed<R, S>(
+    server: &Server,
+    p: &Params,
+    name: &str,
+    target: &Target,
+    request: R,
+    on_success: S,
+) -> anyhow::Result<(Phase, Phase)>
+where
+    R: Fn(usize) -> Call + Send + Sync + 'static,
+    S: Fn(usize, &Bytes) + Send + Sync + 'static,
+{
     let anonymous = server.anonymous()?;
     let call = Call::get("/api/v1/ping");
-    load::run(
-        phase,
-        &anonymous,
-        p.connections,
-        (p.requests / 2).max(1),
-        StatusCode::OK,
-        move |_| call.clone(),
-        |_, _| {},
-    )
-    .await
+    let pings = Slice {
+        target: &anonymous,
+        connections: p.connections,
+        expect: StatusCode::OK,
+        request: Arc::new(move |_| call.clone()),
+        on_success: Arc::new(|_: usize, _: &Bytes| {}),
+    };
+    let headline = Slice {
+        target,
+        connections: p.connections,
+        expect: StatusCode::OK,
+        request: Arc::new(request),
+        on_success: Arc::new(on_success),
+    };
+    let (mut ping_side, mut headline_side) = (Samples::default(), Samples::default());
+    for (side, range) in turns(p.requests) {
+        let count = range.end - range.start;
+        match side {
+            Side::Pings => ping_side.extend(pings.send(PINGS, range.start, count).await?),
+            Side::Headline => headline_side.extend(headline.send(name, range.start, count).await?),
+        }
+    }
+    Ok((headline_side.into_phase(name), ping_side.into_phase(PINGS)))
 }
 
-/// The headline's rate as a share of the reference's over the bracket around it (pings here, empty-db
-/// rushes in `scale`): every request of both sides over their time together, so a drift during the
-/// headline weighs on both sides alike.
-pub fn ratio(headline: &Phase, before: &Phase, after: &Phase) -> Option<f64> {
-    let rate = load::combined_rate(&[before, after])?;
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Pings,
+    Headline,
+}
+
+/// The slices of a bracket of `requests` requests a side, in the order they are sent: [`ROUNDS`]
+/// rounds, the pings first in even rounds and second in odd ones; in round `k` each side sends the
+/// indices `k * requests / ROUNDS .. (k + 1) * requests / ROUNDS`.
+fn turns(requests: usize) -> Vec<(Side, std::ops::Range<usize>)> {
+    (0..ROUNDS)
+        .flat_map(|k| {
+            let range = k * requests / ROUNDS..(k + 1) * requests / ROUNDS;
+            let order = if k % 2 == 0 {
+                [Side::Pings, Side::Headline]
+            } else {
+                [Side::Headline, Side::Pings]
+            };
+            order.map(|side| (side, range.clone()))
+        })
+        .collect()
+}
+
+/// The name of a bracket's pings in reports.
+const PINGS: &str = "same-server baseline (interleaved)";
+
+/// The headline's rate as a share of the reference's (the pings of a bracket, or the empty-db rushes
+/// of `scale`): all the reference's requests over all its time, so a short, fast phase does not
+/// weigh like a long, slow one. `None` when no time passed.
+pub fn ratio(headline: &Phase, reference: &[&Phase]) -> Option<f64> {
+    let rate = load::combined_rate(reference)?;
     (rate > 0.0).then(|| headline.rps / rate)
 }
 
@@ -83,13 +144,43 @@ mod tests {
         // 100,000 pings in 1 s before and 100,000 in 3 s after: 50,000/s over the bracket, not the
         // mean of 100,000 and 33,333.
         let headline = phase(40_000, 1.0);
-        let r = ratio(&headline, &phase(100_000, 1.0), &phase(100_000, 3.0)).expect("time passed");
+        let r =
+            ratio(&headline, &[&phase(100_000, 1.0), &phase(100_000, 3.0)]).expect("time passed");
         assert!((r - 0.8).abs() < 1e-9, "{r}");
+    }
+
+    #[test]
+    fn the_sides_take_turns_and_each_sends_every_index_once() {
+        let t = turns(1_001);
+        let sides: Vec<Side> = t.iter().map(|(s, _)| *s).collect();
+        // ping, headline, headline, ping, ping, headline, ...: a slope in the machine's speed
+        // weighs on both sides alike.
+        assert_eq!(
+            &sides[..6],
+            [
+                Side::Pings,
+                Side::Headline,
+                Side::Headline,
+                Side::Pings,
+                Side::Pings,
+                Side::Headline
+            ]
+        );
+        for side in [Side::Pings, Side::Headline] {
+            let ranges: Vec<_> = t
+                .iter()
+                .filter(|(s, _)| *s == side)
+                .map(|(_, r)| r.clone())
+                .collect();
+            assert_eq!(ranges.len(), ROUNDS);
+            let indices: Vec<usize> = ranges.into_iter().flatten().collect();
+            assert_eq!(indices, (0..1_001).collect::<Vec<_>>(), "{side:?}");
+        }
     }
 
     #[test]
     fn no_ratio_without_time() {
         let headline = phase(10, 1.0);
-        assert_eq!(ratio(&headline, &phase(0, 0.0), &phase(0, 0.0)), None);
+        assert_eq!(ratio(&headline, &[&phase(0, 0.0), &phase(0, 0.0)]), None);
     }
 }

@@ -7,25 +7,23 @@
 //! the waitlist index, so a miss deep in the list costs the most, and the position cache is what
 //! keeps it cheap. Its hit rate over the phase comes from `/metrics`. Nothing is written during the
 //! phase, so every answer must still give the place the registration was given when it joined; every
-//! 16th answer is compared. The phase is bracketed by `GET /api/v1/ping` on the same server (see
-//! `baseline`), and its `x baseline` is the share of that bracket's rate.
+//! 16th answer is compared. The phase takes turns with `GET /api/v1/ping` on the same server (see
+//! `baseline::bracketed`), and its `x baseline` is the share of those pings' rate.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::bail;
-use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::baseline::{ping, ratio};
+use super::baseline::{bracketed, ratio};
 use super::read_event::SAMPLE_EVERY;
 use super::rush::on_sale;
 use super::setup::register;
 use super::{every_request_answered, spread, Check, Outcome, Params};
 use crate::client::Call;
-use crate::load;
 use crate::metrics::CacheCounters;
 use crate::server::Server;
 use crate::targets::{Figure, Unit, EVENT_HIT_RATE, POSITION_HIT_RATE, VS_BASELINE};
@@ -99,14 +97,12 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
 
     let anonymous = server.anonymous()?;
     let wrong = Arc::new(AtomicUsize::new(0));
-    let ping_before = ping(server, p, "same-server baseline: before").await?;
     let before = CacheCounters::read(&anonymous).await?;
-    let headline = load::run(
+    let (headline, pings) = bracketed(
+        server,
+        p,
         "position",
         &kiosk,
-        p.connections,
-        p.requests,
-        StatusCode::OK,
         {
             let calls = calls.clone();
             move |i| calls[spread(i, calls.len())].clone()
@@ -131,15 +127,13 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     )
     .await?;
     let after = CacheCounters::read(&anonymous).await?;
-    let ping_after = ping(server, p, "same-server baseline: after").await?;
     let positions = after.since(&before, "position");
     let events = after.since(&before, "event");
 
     let wrong = wrong.load(Ordering::Relaxed);
     let checks = vec![
         every_request_answered(&headline),
-        every_request_answered(&ping_before),
-        every_request_answered(&ping_after),
+        every_request_answered(&pings),
         Check::new(
             "positions are the places given at joining",
             wrong == 0,
@@ -158,7 +152,7 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
         ),
     ];
     let mut figures = Vec::new();
-    if let Some(r) = ratio(&headline, &ping_before, &ping_after) {
+    if let Some(r) = ratio(&headline, &[&pings]) {
         figures.push(Figure::new(VS_BASELINE, r, Unit::Ratio));
     }
     if let Some(rate) = positions.rate {
@@ -167,7 +161,7 @@ pub async fn position(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
     if let Some(rate) = events.rate {
         figures.push(Figure::new(EVENT_HIT_RATE, rate, Unit::Share));
     }
-    setup.extend([ping_before, ping_after]);
+    setup.push(pings);
     Ok(Outcome {
         headline,
         setup,

@@ -3,22 +3,20 @@
 //!
 //! The cache's counters are read from `/metrics` before and after the phase, so the hit rate is the
 //! phase's own (the target is above 95%). Every 16th answer is parsed to make sure it is the
-//! event asked for. The phase is bracketed by `GET /api/v1/ping` on the same server (see `baseline`),
-//! and its `x baseline` is the share of that bracket's rate.
+//! event asked for. The phase takes turns with `GET /api/v1/ping` on the same server (see
+//! `baseline::bracketed`), and its `x baseline` is the share of those pings' rate.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::baseline::{ping, ratio};
+use super::baseline::{bracketed, ratio};
 use super::outbox::create_event;
 use super::{every_request_answered, Check, Outcome, Params};
 use crate::client::Call;
-use crate::load;
 use crate::metrics::CacheCounters;
 use crate::server::Server;
 use crate::targets::{Figure, Unit, EVENT_HIT_RATE, VS_BASELINE};
@@ -38,14 +36,12 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
     let call = Call::get(format!("/api/v1/events/{event}"));
     let wrong = Arc::new(AtomicUsize::new(0));
 
-    let ping_before = ping(server, p, "same-server baseline: before").await?;
     let before = CacheCounters::read(&anonymous).await?;
-    let headline = load::run(
+    let (headline, pings) = bracketed(
+        server,
+        p,
         "read-event",
         &anonymous,
-        p.connections,
-        p.requests,
-        StatusCode::OK,
         move |_| call.clone(),
         {
             let (wrong, event) = (wrong.clone(), event.clone());
@@ -62,14 +58,12 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
     )
     .await?;
     let after = CacheCounters::read(&anonymous).await?;
-    let ping_after = ping(server, p, "same-server baseline: after").await?;
     let hits = after.since(&before, "event");
 
     let wrong = wrong.load(Ordering::Relaxed);
     let checks = vec![
         every_request_answered(&headline),
-        every_request_answered(&ping_before),
-        every_request_answered(&ping_after),
+        every_request_answered(&pings),
         Check::new(
             "answers are the event asked for",
             wrong == 0,
@@ -82,7 +76,7 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
         ),
     ];
     let mut figures = Vec::new();
-    if let Some(r) = ratio(&headline, &ping_before, &ping_after) {
+    if let Some(r) = ratio(&headline, &[&pings]) {
         figures.push(Figure::new(VS_BASELINE, r, Unit::Ratio));
     }
     if let Some(rate) = hits.rate {
@@ -90,7 +84,7 @@ pub async fn read_event(server: &Server, p: &Params) -> anyhow::Result<Outcome> 
     }
     Ok(Outcome {
         headline,
-        setup: vec![ping_before, ping_after],
+        setup: vec![pings],
         values: BTreeMap::from([
             ("event", json!(event)),
             ("cache_event", json!(hits)),

@@ -54,7 +54,7 @@ pub async fn scale(server: &mut Server, p: &Params) -> anyhow::Result<Outcome> {
     }
     let (after, second_stopped, second_checked) = (after?, second_stopped?, second_checked?);
     let empty_rate = combined_rate(&[&empty.headline, &after.headline]).unwrap_or(0.0);
-    let ratio = ratio(&full.headline, &empty.headline, &after.headline).unwrap_or(0.0);
+    let ratio = ratio(&full.headline, &[&empty.headline, &after.headline]).unwrap_or(0.0);
 
     let mut setup = empty.setup;
     setup.push(empty.headline.clone());
