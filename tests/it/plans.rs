@@ -1,5 +1,6 @@
 //! Query plans: a whole night's workload runs over HTTP (on-sale, waitlist, offers, door, counter,
-//! reads, lists, exports, webhooks with a live and a dead receiver, audit, figures) against a store that
+//! reads, lists, exports, webhooks with a live and a dead receiver, operators' outbox lookups, a personal
+//! export, audit, figures) against a store that
 //! reports every statement it starts; then `EXPLAIN QUERY PLAN` runs on each distinct statement, and any
 //! full table scan fails the test. New statements are covered as soon as the workload runs them.
 
@@ -232,6 +233,30 @@ async fn night(t: &TestApp) {
     ] {
         assert_eq!(t.get(path, Some(&admin)).await.status, 200);
     }
+    // One message by its id, and a retry of it (409 unless it is dead: the lookup runs either way).
+    let listed = t.get("/api/v1/admin/outbox", Some(&admin)).await.json();
+    let message = listed["items"][0]["id"]
+        .as_str()
+        .expect("a message")
+        .to_string();
+    let path = format!("/api/v1/admin/outbox/{message}");
+    assert_eq!(t.get(&path, Some(&admin)).await.status, 200);
+    let retry = t
+        .post(&format!("{path}/retry"), Some(&admin), json!({}))
+        .await;
+    assert!([200, 409].contains(&retry.status), "{}", retry.status);
+    // Everything stored about one attendee: their messages are found by aggregate.
+    let export = t
+        .get(
+            &format!("/api/v1/attendees/{}/export", regs[0].0),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(export.status, 200);
+    assert!(!export.json()["outbox"]
+        .as_array()
+        .expect("outbox")
+        .is_empty());
 
     // The event is cancelled with everyone on it.
     let c = t
