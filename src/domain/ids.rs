@@ -36,14 +36,18 @@ macro_rules! public_id {
         }
 
         impl fmt::Display for $name {
+            /// One `write_str` of the encoded id (ids are bound into SQL as strings on every sale).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.as_hyphenated().fmt(f)
+                let mut buf = uuid::Uuid::encode_buffer();
+                f.write_str(self.0.hyphenated().encode_lower(&mut buf))
             }
         }
 
         impl serde::Serialize for $name {
+            /// Encoded into a stack buffer and handed over whole, not through `collect_str`.
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                let mut buf = uuid::Uuid::encode_buffer();
+                s.serialize_str(self.0.hyphenated().encode_lower(&mut buf))
             }
         }
     };

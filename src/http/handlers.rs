@@ -196,17 +196,22 @@ pub(super) fn must(actor: Option<Actor>) -> Result<Actor, Problem> {
     actor.ok_or_else(|| Problem::unauthorized("this route needs a bearer token"))
 }
 
+/// A JSON body serialized already.
+fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(body) => json_body(status, body),
         Err(e) => {
             tracing::error!(error = %e, "response did not serialize");
             Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -813,7 +818,10 @@ pub async fn register(
             Ok::<_, Problem>(ctx.app.register_async(event, attendee).await?)
         }
         .await;
-        return respond(StatusCode::CREATED, r);
+        return match r {
+            Ok(sale) => json_body(StatusCode::CREATED, sale.json.into_bytes()),
+            Err(p) => p.into_response(),
+        };
     }
     create::<_, _, 201>(
         &ctx,

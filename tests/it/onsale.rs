@@ -473,3 +473,45 @@ async fn lists_paginate_with_stable_cursors() {
         .await
         .assert_problem(422, "validation_failed");
 }
+
+#[tokio::test]
+async fn a_sale_answers_with_the_payload_of_its_domain_event() {
+    let t = spawn_app();
+    let event = t.published_event(1).await;
+    // The first sale takes the fast path (no Idempotency-Key) and answers with the outbox payload it
+    // wrote; the second, with a key, is serialized on its own: both are the registration, in the
+    // same JSON as its domain event.
+    let (a, b) = (t.attendee(1).await, t.attendee(2).await);
+    let fast = t.register(&event, &a).await;
+    let keyed = t
+        .client
+        .post(t.url(&format!("/api/v1/events/{event}/registrations")))
+        .bearer_auth(&t.admin)
+        .header("Idempotency-Key", "answer-2")
+        .json(&json!({"attendee_id": b}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(keyed.status(), 201);
+    let keyed: Value = keyed.json().await.expect("json");
+    assert_eq!(fast.status, 201);
+    assert_eq!(
+        fast.headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/json"[..])
+    );
+    for (answer, kind) in [
+        (fast.json(), "registration.confirmed"),
+        (keyed, "registration.waitlisted"),
+    ] {
+        let id = answer["id"].as_str().expect("id");
+        let messages = t.app.outbox_for(id).expect("outbox");
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].kind, kind);
+        let payload: Value = serde_json::from_str(&messages[0].payload).expect("payload");
+        assert_eq!(answer, payload);
+    }
+    // The fast answer is the stored payload to the byte.
+    let id = fast.json()["id"].as_str().expect("id").to_string();
+    let stored = t.app.outbox_for(&id).expect("outbox").remove(0).payload;
+    assert_eq!(String::from_utf8(fast.bytes).expect("utf-8"), stored);
+}

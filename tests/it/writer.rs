@@ -162,6 +162,66 @@ fn an_unguarded_command_failing_after_a_write_rolls_back_its_whole_group() {
 }
 
 #[test]
+fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone() {
+    // A sale runs without a savepoint; a second active registration is refused by the unique index
+    // at the insert itself, which must change nothing, so the sales around it in the same group stand.
+    let (_dir, app) = open();
+    let actor = Actor::local("test");
+    let new = NewEvent::parse(
+        "E",
+        "V",
+        None,
+        "2030-01-01T00:00:00Z",
+        None,
+        1,
+        Some(true),
+        None,
+        None,
+    )
+    .expect("e");
+    let event = app.create_event(&actor, new).expect("create").id;
+    app.publish_event(&actor, event).expect("publish");
+    let people: Vec<_> = (0..2)
+        .map(|i| {
+            let a =
+                NewAttendee::parse("P", Some(&format!("o{i}@example.org")), None, true).expect("a");
+            app.create_attendee(a, None).expect("attendee").id
+        })
+        .collect();
+    let holder = hold_until_queued(&app, 3);
+    // Queued in this order: ada, ada again, then grace.
+    let mut sales = Vec::new();
+    for p in [people[0], people[0], people[1]] {
+        let app2 = app.clone();
+        let queued = app.store().writer_queue();
+        sales.push(std::thread::spawn(move || app2.register(event, p, None)));
+        while app.store().writer_queue() == queued {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    holder.join().expect("holder");
+    let [first, again, other] = sales
+        .into_iter()
+        .map(|s| s.join().expect("sale"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("three");
+    assert_eq!(first.expect("first sale").status.as_str(), "confirmed");
+    match again {
+        Err(Error::Conflict { kind, .. }) => {
+            assert_eq!(kind, boxoffice::app::Conflict::AlreadyRegistered)
+        }
+        r => panic!("expected already registered, got {r:?}"),
+    }
+    assert_eq!(other.expect("other sale").status.as_str(), "waitlisted");
+    let e = app
+        .get_event(event, boxoffice::app::Visibility::Staff)
+        .expect("event");
+    assert_eq!((e.confirmed, e.waitlisted), (1, 1));
+    assert!(app.check().expect("check").ok());
+}
+
+#[test]
 fn a_refusal_from_a_group_that_fails_to_commit_is_not_final() {
     let (_dir, app) = open();
     let actor = Actor::local("test");
