@@ -276,7 +276,9 @@ pub enum Guard {
     /// In its own savepoint: a failure anywhere rolls back this command only.
     Savepoint,
     /// Without one (`Tx::unguarded`), for commands whose every refusal comes before their first
-    /// write; a failure after a write rolls back the whole group.
+    /// write, or is that write refused by a constraint (SQLite undoes a failed statement whole, so
+    /// it changed nothing: a sale's second active registration); a failure after a write rolls back
+    /// the whole group.
     RefusesBeforeWriting,
 }
 
