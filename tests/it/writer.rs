@@ -161,11 +161,14 @@ fn an_unguarded_command_failing_after_a_write_rolls_back_its_whole_group() {
     assert_eq!(audit_rows(&app), 1);
 }
 
-#[test]
-fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone() {
-    // A sale runs without a savepoint; a second active registration is refused by the unique index
-    // at the insert itself, which must change nothing, so the sales around it in the same group stand.
-    let (_dir, app) = open();
+/// A published event of one seat (with a waitlist or not) and two attendees.
+fn one_seat_and_two_people(
+    app: &App,
+    waitlist: bool,
+) -> (
+    boxoffice::domain::EventId,
+    Vec<boxoffice::domain::AttendeeId>,
+) {
     let actor = Actor::local("test");
     let new = NewEvent::parse(
         "E",
@@ -174,22 +177,31 @@ fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone(
         "2030-01-01T00:00:00Z",
         None,
         1,
-        Some(true),
+        Some(waitlist),
         None,
         None,
     )
     .expect("e");
     let event = app.create_event(&actor, new).expect("create").id;
     app.publish_event(&actor, event).expect("publish");
-    let people: Vec<_> = (0..2)
+    let people = (0..2)
         .map(|i| {
             let a =
-                NewAttendee::parse("P", Some(&format!("o{i}@example.org")), None, true).expect("a");
+                NewAttendee::parse("P", Some(&format!("p{i}@example.org")), None, true).expect("a");
             app.create_attendee(a, None).expect("attendee").id
         })
         .collect();
+    (event, people)
+}
+
+#[test]
+fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone() {
+    // A sale runs without a savepoint; a second active registration is refused by the unique index
+    // at the insert itself, which must change nothing, so the sales around it in the same group stand.
+    let (_dir, app) = open();
+    let (event, people) = one_seat_and_two_people(&app, true);
     let holder = hold_until_queued(&app, 3);
-    // Queued in this order: ada, ada again, then grace.
+    // Queued in this order: the first attendee, the first again, then the second.
     let mut sales = Vec::new();
     for p in [people[0], people[0], people[1]] {
         let app2 = app.clone();
@@ -224,28 +236,7 @@ fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone(
 #[test]
 fn a_refusal_from_a_group_that_fails_to_commit_is_not_final() {
     let (_dir, app) = open();
-    let actor = Actor::local("test");
-    let new = NewEvent::parse(
-        "E",
-        "V",
-        None,
-        "2030-01-01T00:00:00Z",
-        None,
-        1,
-        Some(false),
-        None,
-        None,
-    )
-    .expect("e");
-    let event = app.create_event(&actor, new).expect("create").id;
-    app.publish_event(&actor, event).expect("publish");
-    let people: Vec<_> = (0..2)
-        .map(|i| {
-            let a =
-                NewAttendee::parse("P", Some(&format!("w{i}@example.org")), None, true).expect("a");
-            app.create_attendee(a, None).expect("attendee").id
-        })
-        .collect();
+    let (event, people) = one_seat_and_two_people(&app, false);
 
     let holder = hold_until_queued(&app, 3);
     let sales: Vec<_> = people
