@@ -98,13 +98,30 @@ impl StoreError {
 
     /// A UNIQUE constraint failed (used to turn races on unique keys into conflicts, not 500s).
     pub fn is_unique_violation(&self) -> bool {
+        self.unique_failure().is_some()
+    }
+
+    /// The UNIQUE constraint on exactly these columns failed; `columns` as SQLite's message names
+    /// them, `table.column, table.column` in the index's order.
+    pub fn is_unique_violation_of(&self, columns: &str) -> bool {
+        self.unique_failure()
+            .flatten()
+            .and_then(|m| m.strip_prefix("UNIQUE constraint failed: "))
+            == Some(columns)
+    }
+
+    /// For a failed UNIQUE constraint, SQLite's message (when it gave one).
+    fn unique_failure(&self) -> Option<Option<&str>> {
         match self {
-            Self::Sqlite(e) => matches!(
-                e.as_ref(),
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            ),
-            _ => false,
+            Self::Sqlite(e) => match e.as_ref() {
+                rusqlite::Error::SqliteFailure(f, message)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                {
+                    Some(message.as_deref())
+                }
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

@@ -182,15 +182,7 @@ pub fn waitlist_order(conn: &Connection, event_seq: i64) -> Result<Vec<i64>, Sto
 /// Whether `e` is the file refusing a second active registration of one attendee for one event (I2,
 /// `registrations_one_active`), which `insert` answers without changing anything.
 pub fn is_second_active(e: &StoreError) -> bool {
-    match e {
-        StoreError::Sqlite(e) => matches!(
-            e.as_ref(),
-            rusqlite::Error::SqliteFailure(f, Some(message))
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                    && message.ends_with("registrations.event_seq, registrations.attendee_seq")
-        ),
-        _ => false,
-    }
+    e.is_unique_violation_of("registrations.event_seq, registrations.attendee_seq")
 }
 
 /// Whether the attendee already holds an active registration for the event (I2).
