@@ -81,34 +81,58 @@ where
         request: Arc::new(request),
         on_success: Arc::new(on_success),
     };
-    let (mut ping_side, mut headline_side) = (Samples::default(), Samples::default());
-    for (side, range) in turns(p.requests) {
+    let (headline_side, ping_side) =
+        interleaved(p.requests, (&pings, PINGS), (&headline, name)).await?;
+    Ok((headline_side.into_phase(name), ping_side.into_phase(PINGS)))
+}
+
+/// Sends `requests` requests of a reference phase and as many of a headline phase in [`turns`]
+/// (reference first): each side is sent whole, in [`ROUNDS`] slices, and each side's slices are
+/// taken over the same stretch of time as the other's. Returns the headline's samples and the
+/// reference's.
+pub async fn interleaved<R1, S1, R2, S2>(
+    requests: usize,
+    (reference, reference_name): (&Slice<'_, R1, S1>, &str),
+    (headline, headline_name): (&Slice<'_, R2, S2>, &str),
+) -> anyhow::Result<(Samples, Samples)>
+where
+    R1: Fn(usize) -> Call + Send + Sync + 'static,
+    S1: Fn(usize, &Bytes) + Send + Sync + 'static,
+    R2: Fn(usize) -> Call + Send + Sync + 'static,
+    S2: Fn(usize, &Bytes) + Send + Sync + 'static,
+{
+    let (mut reference_side, mut headline_side) = (Samples::default(), Samples::default());
+    for (side, range) in turns(requests) {
         let count = range.end - range.start;
         match side {
-            Side::Pings => ping_side.extend(pings.send(PINGS, range.start, count).await?),
-            Side::Headline => headline_side.extend(headline.send(name, range.start, count).await?),
+            Side::Reference => {
+                reference_side.extend(reference.send(reference_name, range.start, count).await?);
+            }
+            Side::Headline => {
+                headline_side.extend(headline.send(headline_name, range.start, count).await?);
+            }
         }
     }
-    Ok((headline_side.into_phase(name), ping_side.into_phase(PINGS)))
+    Ok((headline_side, reference_side))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Side {
-    Pings,
+    Reference,
     Headline,
 }
 
 /// The slices of a bracket of `requests` requests a side, in the order they are sent: [`ROUNDS`]
-/// rounds, the pings first in even rounds and second in odd ones; in round `k` each side sends the
-/// indices `k * requests / ROUNDS .. (k + 1) * requests / ROUNDS`.
+/// rounds, the reference (pings, or the empty-db rush) first in even rounds and second in odd ones;
+/// in round `k` each side sends the indices `k * requests / ROUNDS .. (k + 1) * requests / ROUNDS`.
 fn turns(requests: usize) -> Vec<(Side, std::ops::Range<usize>)> {
     (0..ROUNDS)
         .flat_map(|k| {
             let range = k * requests / ROUNDS..(k + 1) * requests / ROUNDS;
             let order = if k % 2 == 0 {
-                [Side::Pings, Side::Headline]
+                [Side::Reference, Side::Headline]
             } else {
-                [Side::Headline, Side::Pings]
+                [Side::Headline, Side::Reference]
             };
             order.map(|side| (side, range.clone()))
         })
@@ -158,15 +182,15 @@ mod tests {
         assert_eq!(
             &sides[..6],
             [
-                Side::Pings,
+                Side::Reference,
                 Side::Headline,
                 Side::Headline,
-                Side::Pings,
-                Side::Pings,
+                Side::Reference,
+                Side::Reference,
                 Side::Headline
             ]
         );
-        for side in [Side::Pings, Side::Headline] {
+        for side in [Side::Reference, Side::Headline] {
             let ranges: Vec<_> = t
                 .iter()
                 .filter(|(s, _)| *s == side)

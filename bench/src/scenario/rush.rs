@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{Check, Outcome, Params};
 use crate::client::{Call, Conn, Target};
-use crate::load::{self, Phase};
+use crate::load::{self, Phase, Slice};
 use crate::server::Server;
 
 #[derive(Deserialize)]
@@ -52,89 +52,129 @@ pub(super) async fn rush_as(
     label: &str,
     prefix: &str,
 ) -> anyhow::Result<Outcome> {
-    let admin = server.admin();
-    let n = p.registrations;
-    let (event, ids, setup) = on_sale_as(server, p, p.capacity, prefix).await?;
+    let rush = Prepared::new(server, p, prefix).await?;
+    let headline = rush
+        .slice(server.admin(), p.connections)
+        .send(label, 0, rush.registrations)
+        .await?
+        .into_phase(label);
+    rush.verify(server.admin(), headline).await
+}
 
-    // The rush: every attendee registers once. Bodies are prepared here so the loop only sends.
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
-        ids.iter()
-            .map(|id| json!({"attendee_id": id}).to_string().into())
-            .collect(),
-    );
-    let path: Arc<str> = format!("/api/v1/events/{}/registrations", event.id).into();
-    let seen = Arc::new(Seen::default());
-    let headline = load::run(
-        label,
-        admin,
-        p.connections,
-        n,
-        StatusCode::CREATED,
-        move |i| Call::post(path.clone(), Some(bodies[i].clone())),
-        {
-            let seen = seen.clone();
-            move |_, body| seen.record(body)
-        },
-    )
-    .await?;
+/// A rush made ready: its event on sale and its attendees created, each attendee's registration
+/// request prepared. It is sent whole ([`rush_as`]) or in slices that take turns with another
+/// server's rush (`scale`), and then verified against the event's counts.
+pub(super) struct Prepared {
+    event_id: String,
+    pub(super) registrations: usize,
+    bodies: Arc<Vec<Bytes>>,
+    path: Arc<str>,
+    seen: Arc<Seen>,
+    setup: Vec<Phase>,
+}
 
-    // Verify: read the event back and compare with what the responses said. If the server is gone
-    // by now, the rush's own errors are the evidence, so they go into the message.
-    let counts = read_counts(admin, &event.id).await.with_context(|| {
-        format!(
-            "verify after the rush ({} of {n} registrations failed: {:?}; first errors: {:?})",
-            headline.error_count, headline.errors, headline.error_samples
-        )
-    })?;
-    let successes = i64::try_from(n - headline.error_count.min(n)).context("registration count")?;
-    let oversold = (counts.confirmed + counts.offered - counts.capacity).max(0);
-    let expected_confirmed = counts.capacity.min(successes);
-    let (said_confirmed, said_waitlisted, said_other) = seen.totals();
+impl Prepared {
+    pub(super) async fn new(server: &Server, p: &Params, prefix: &str) -> anyhow::Result<Self> {
+        let (event, ids, setup) = on_sale_as(server, p, p.capacity, prefix).await?;
+        // Every attendee registers once. Bodies are prepared here so the loop only sends.
+        let bodies: Arc<Vec<Bytes>> = Arc::new(
+            ids.iter()
+                .map(|id| json!({"attendee_id": id}).to_string().into())
+                .collect(),
+        );
+        Ok(Self {
+            path: format!("/api/v1/events/{}/registrations", event.id).into(),
+            event_id: event.id,
+            registrations: ids.len(),
+            bodies,
+            seen: Arc::default(),
+            setup,
+        })
+    }
 
-    let checks = vec![
-        Check::new(
-            "not oversold",
-            oversold == 0,
+    /// The registrations as a phase to send over `connections` connections to `admin`; request `i`
+    /// is attendee `i`'s registration, and each `201` is tallied for [`Prepared::verify`].
+    pub(super) fn slice<'a>(
+        &self,
+        admin: &'a Target,
+        connections: usize,
+    ) -> Slice<
+        'a,
+        impl Fn(usize) -> Call + Send + Sync + 'static,
+        impl Fn(usize, &Bytes) + Send + Sync + 'static,
+    > {
+        let (bodies, path, seen) = (self.bodies.clone(), self.path.clone(), self.seen.clone());
+        Slice {
+            target: admin,
+            connections,
+            expect: StatusCode::CREATED,
+            request: Arc::new(move |i: usize| Call::post(path.clone(), Some(bodies[i].clone()))),
+            on_success: Arc::new(move |_: usize, body: &Bytes| seen.record(body)),
+        }
+    }
+
+    /// Reads the event back and compares it with what the responses said: every registration that
+    /// succeeded is counted, exactly `min(capacity, successes)` are confirmed, nothing is oversold.
+    pub(super) async fn verify(self, admin: &Target, headline: Phase) -> anyhow::Result<Outcome> {
+        let n = self.registrations;
+        // If the server is gone by now, the rush's own errors are the evidence, so they go into the
+        // message.
+        let counts = read_counts(admin, &self.event_id).await.with_context(|| {
             format!(
-                "oversold {oversold}: confirmed {} + offered {} vs capacity {}",
-                counts.confirmed, counts.offered, counts.capacity
+                "verify after the rush ({} of {n} registrations failed: {:?}; first errors: {:?})",
+                headline.error_count, headline.errors, headline.error_samples
+            )
+        })?;
+        let successes =
+            i64::try_from(n - headline.error_count.min(n)).context("registration count")?;
+        let oversold = (counts.confirmed + counts.offered - counts.capacity).max(0);
+        let expected_confirmed = counts.capacity.min(successes);
+        let (said_confirmed, said_waitlisted, said_other) = self.seen.totals();
+        let checks = vec![
+            Check::new(
+                "not oversold",
+                oversold == 0,
+                format!(
+                    "oversold {oversold}: confirmed {} + offered {} vs capacity {}",
+                    counts.confirmed, counts.offered, counts.capacity
+                ),
             ),
-        ),
-        Check::new(
-            "seats filled",
-            counts.confirmed == expected_confirmed,
-            format!("confirmed {} == min(capacity {}, successes {successes})", counts.confirmed, counts.capacity),
-        ),
-        Check::new(
-            "every success counted",
-            counts.confirmed + counts.waitlisted == successes,
-            format!("confirmed {} + waitlisted {} == successes {successes}", counts.confirmed, counts.waitlisted),
-        ),
-        Check::new(
-            "responses agree with counts",
-            said_confirmed == counts.confirmed && said_waitlisted == counts.waitlisted && said_other == 0,
-            format!(
-                "201 responses said confirmed {said_confirmed}, waitlisted {said_waitlisted}, other {said_other}; \
-                 event says confirmed {}, waitlisted {}",
-                counts.confirmed, counts.waitlisted
+            Check::new(
+                "seats filled",
+                counts.confirmed == expected_confirmed,
+                format!("confirmed {} == min(capacity {}, successes {successes})", counts.confirmed, counts.capacity),
             ),
-        ),
-    ];
-    let values = BTreeMap::from([
-        ("capacity", json!(counts.capacity)),
-        ("successes", json!(successes)),
-        ("confirmed", json!(counts.confirmed)),
-        ("offered", json!(counts.offered)),
-        ("waitlisted", json!(counts.waitlisted)),
-        ("oversold", json!(oversold)),
-    ]);
-    Ok(Outcome {
-        headline,
-        setup,
-        values,
-        checks,
-        figures: Vec::new(),
-    })
+            Check::new(
+                "every success counted",
+                counts.confirmed + counts.waitlisted == successes,
+                format!("confirmed {} + waitlisted {} == successes {successes}", counts.confirmed, counts.waitlisted),
+            ),
+            Check::new(
+                "responses agree with counts",
+                said_confirmed == counts.confirmed && said_waitlisted == counts.waitlisted && said_other == 0,
+                format!(
+                    "201 responses said confirmed {said_confirmed}, waitlisted {said_waitlisted}, other {said_other}; \
+                     event says confirmed {}, waitlisted {}",
+                    counts.confirmed, counts.waitlisted
+                ),
+            ),
+        ];
+        let values = BTreeMap::from([
+            ("capacity", json!(counts.capacity)),
+            ("successes", json!(successes)),
+            ("confirmed", json!(counts.confirmed)),
+            ("offered", json!(counts.offered)),
+            ("waitlisted", json!(counts.waitlisted)),
+            ("oversold", json!(oversold)),
+        ]);
+        Ok(Outcome {
+            headline,
+            setup: self.setup,
+            values,
+            checks,
+            figures: Vec::new(),
+        })
+    }
 }
 
 /// Setup shared by the scenarios that need an on-sale: one published event of `capacity` seats and
