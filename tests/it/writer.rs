@@ -196,8 +196,9 @@ fn one_seat_and_two_people(
 
 #[test]
 fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone() {
-    // A sale runs without a savepoint; a second active registration is refused by the unique index
-    // at the insert itself, which must change nothing, so the sales around it in the same group stand.
+    // A sale on the fast path (`register_async`, no Idempotency-Key) runs without a savepoint; a
+    // second active registration is refused by the unique index at the insert itself, which must
+    // change nothing, so the sales around it in the same group stand.
     let (_dir, app) = open();
     let (event, people) = one_seat_and_two_people(&app, true);
     let holder = hold_until_queued(&app, 3);
@@ -206,7 +207,13 @@ fn a_second_registration_refused_by_the_one_active_index_leaves_its_group_alone(
     for p in [people[0], people[0], people[1]] {
         let app2 = app.clone();
         let queued = app.store().writer_queue();
-        sales.push(std::thread::spawn(move || app2.register(event, p, None)));
+        sales.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(app2.register_async(event, p))
+                .map(|sale| sale.registration)
+        }));
         while app.store().writer_queue() == queued {
             std::thread::sleep(Duration::from_millis(1));
         }
