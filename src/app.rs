@@ -287,7 +287,8 @@ const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// on the hot path for up to `TOKEN_CACHE_TTL`.
 #[derive(Default)]
 struct TokenCache {
-    by_hash: std::collections::HashMap<String, (Token, std::time::Instant)>,
+    /// Keyed by the secret's SHA-256 as bytes: no hex string to build on every request.
+    by_hash: std::collections::HashMap<[u8; 32], (Token, std::time::Instant)>,
     generation: u64,
 }
 
@@ -331,9 +332,14 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
 
+/// SHA-256 of a token secret.
+fn digest_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 /// SHA-256 of a token secret, hex: what the tokens table stores and looks up.
 fn hash_secret(secret: &str) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(secret.as_bytes()))
+    data_encoding::HEXLOWER.encode(&digest_secret(secret))
 }
 
 /// Records a domain event in the outbox, in the caller's transaction (I5). Returns the payload's
@@ -1012,7 +1018,8 @@ impl App {
 
     /// The principal a bearer secret stands for, if it is an active token.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
-        let hash = hash_secret(secret);
+        let digest = digest_secret(secret);
+        let hash = data_encoding::HEXLOWER.encode(&digest);
         let generation = self.token_cache().generation;
         let found = self.store.read(|c| tokens::find_active(c, &hash))?;
         let mut cache = self.token_cache();
@@ -1022,11 +1029,11 @@ impl App {
             Some(token) if cache.generation == generation => {
                 cache
                     .by_hash
-                    .insert(hash, (token.clone(), std::time::Instant::now()));
+                    .insert(digest, (token.clone(), std::time::Instant::now()));
             }
             Some(_) => {}
             None => {
-                cache.by_hash.remove(&hash);
+                cache.by_hash.remove(&digest);
             }
         }
         Ok(found)
@@ -1046,11 +1053,11 @@ impl App {
     /// The token for `secret` if `authenticate` found it within the last `TOKEN_CACHE_TTL`: a lookup
     /// in memory, for callers that must not block. `None` means "ask `authenticate`".
     pub fn recently_authenticated(&self, secret: &str) -> Option<Token> {
-        let hash = hash_secret(secret);
+        let digest = digest_secret(secret);
         let cache = self.token_cache();
         cache
             .by_hash
-            .get(&hash)
+            .get(&digest)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
             .map(|(t, _)| t.clone())
     }

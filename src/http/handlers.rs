@@ -101,14 +101,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 impl Caller {
-    /// Who is calling, when that is known without the database: `Some(None)` for an anonymous caller,
-    /// `Some(Some(actor))` for a token authenticated within the last second, `None` otherwise (the
-    /// caller then goes through `call`, which reads the tokens table or answers 401).
-    fn known(&self, app: &App) -> Option<Option<Actor>> {
-        match &self.auth {
-            Auth::Anonymous => Some(None),
-            Auth::Bearer(_) => self.recent_actor(app).map(Some),
-            Auth::Malformed => None,
+    /// The caller's role, when that is known without the database: `Some(None)` for an anonymous
+    /// caller, `Some(Some(role))` for a token authenticated within the last second, `None` otherwise
+    /// (the caller then goes through `call`, which reads the tokens table or answers 401). The
+    /// answers from the read cache need nothing else of the actor.
+    fn known_role(&self, app: &App) -> Option<Option<Role>> {
+        match (&self.auth, &self.resolved) {
+            (Auth::Anonymous, _) => Some(None),
+            (Auth::Bearer(_), Some(token)) => Some(Some(token.role)),
+            (Auth::Bearer(secret), None) => {
+                app.recently_authenticated(secret).map(|t| Some(t.role))
+            }
+            (Auth::Malformed, _) => None,
         }
     }
 
@@ -185,8 +189,12 @@ pub(super) async fn call<T: Send + 'static>(
 }
 
 fn staff(actor: &Option<Actor>) -> Visibility {
-    match actor {
-        Some(a) if a.role.allows(Role::Operator) => Visibility::Staff,
+    visibility(actor.as_ref().map(|a| a.role))
+}
+
+fn visibility(role: Option<Role>) -> Visibility {
+    match role {
+        Some(r) if r.allows(Role::Operator) => Visibility::Staff,
         _ => Visibility::Public,
     }
 }
@@ -626,15 +634,15 @@ fn from_cache<T: Serialize>(
     ctx: &Ctx,
     caller: &Caller,
     need: Option<Role>,
-    lookup: impl FnOnce(&App, &Option<Actor>) -> Option<Result<T, Problem>>,
+    lookup: impl FnOnce(&App, Visibility) -> Option<Result<T, Problem>>,
 ) -> Option<Response> {
-    let actor = caller.known(&ctx.app)?;
-    if let Some(role) = need {
-        if !actor.as_ref().is_some_and(|a| a.role.allows(role)) {
+    let role = caller.known_role(&ctx.app)?;
+    if let Some(need) = need {
+        if !role.is_some_and(|r| r.allows(need)) {
             return None;
         }
     }
-    lookup(&ctx.app, &actor).map(|r| respond(StatusCode::OK, r))
+    lookup(&ctx.app, visibility(role)).map(|r| respond(StatusCode::OK, r))
 }
 
 /// One event with its live counts
@@ -644,12 +652,9 @@ fn from_cache<T: Serialize>(
     responses((status = 200, description = "The event", body = Event)),
     security((), ("bearer" = [])), extensions(("x-required-role" = json!("anyone"))))]
 pub async fn get_event(State(ctx): State<Ctx>, caller: Caller, Path(id): Path<String>) -> Response {
-    let hit = from_cache(&ctx, &caller, None, |app, actor| {
+    let hit = from_cache(&ctx, &caller, None, |app, vis| {
         let id = EventId::parse(&id)?;
-        Some(
-            app.get_event_cached(id, staff(actor))?
-                .map_err(Problem::from),
-        )
+        Some(app.get_event_cached(id, vis)?.map_err(Problem::from))
     });
     if let Some(resp) = hit {
         return resp;

@@ -171,16 +171,17 @@ impl RateLimits {
     async fn classify(
         &self,
         ip: IpAddr,
-        secret: Option<String>,
+        secret: Option<&str>,
     ) -> (Option<&Policy>, Key, Option<Token>) {
         let anonymous = (self.anonymous.as_ref(), Key::Ip(ip_key(ip)), None);
         let Some(secret) = secret else {
             return anonymous;
         };
-        let token = match self.app.recently_authenticated(&secret) {
+        let token = match self.app.recently_authenticated(secret) {
             Some(t) => Some(t),
             None => {
                 let app = self.app.clone();
+                let secret = secret.to_string();
                 tokio::task::spawn_blocking(move || app.authenticate(&secret))
                     .await
                     .ok()
@@ -307,7 +308,7 @@ where
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     let secret = match super::handlers::bearer(req.headers()) {
-        Some(Ok(s)) => Some(s.to_string()),
+        Some(Ok(s)) => Some(s),
         _ => None,
     };
     let decision = {
