@@ -15,6 +15,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use crate::client::{Call, Target};
+use crate::cpu::{CpuShares, Ticks};
 use crate::stats::Latency;
 
 /// Error samples kept per phase: enough to see what went wrong, not so many the report drowns.
@@ -40,6 +41,9 @@ pub struct Phase {
     pub errors: BTreeMap<String, usize>,
     pub error_count: usize,
     pub error_samples: Vec<String>,
+    /// The machine's CPU time while the phase's requests were in flight (`None` where it was not
+    /// measured: phases of a few sequential requests, or no `/proc/stat`).
+    pub cpu: Option<CpuShares>,
 }
 
 impl Phase {
@@ -56,6 +60,7 @@ impl Phase {
             errors: BTreeMap::new(),
             error_count: 0,
             error_samples: Vec::new(),
+            cpu: None,
         }
     }
 }
@@ -117,6 +122,7 @@ pub struct Samples {
     latencies: Vec<Duration>,
     errors: BTreeMap<String, usize>,
     error_samples: Vec<String>,
+    cpu: Ticks,
 }
 
 impl Samples {
@@ -125,6 +131,7 @@ impl Samples {
         self.connections = self.connections.max(other.connections);
         self.requests += other.requests;
         self.elapsed += other.elapsed;
+        self.cpu = self.cpu.plus(other.cpu);
         self.latencies.extend(other.latencies);
         for (k, n) in other.errors {
             *self.errors.entry(k).or_insert(0) += n;
@@ -145,6 +152,7 @@ impl Samples {
             error_count: self.errors.values().sum(),
             errors: self.errors,
             error_samples: self.error_samples,
+            cpu: self.cpu.shares(),
         }
     }
 }
@@ -183,6 +191,7 @@ where
         let next = Arc::new(AtomicUsize::new(0));
         let samples = Arc::new(Mutex::new(Vec::<String>::new()));
 
+        let ticks = Ticks::now();
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(connections);
         for mut conn in conns {
@@ -252,6 +261,7 @@ where
             }
         }
         let elapsed = started.elapsed();
+        let cpu = Ticks::now().since(ticks);
 
         // Every index taken was either answered or failed in transport; indices never taken (every
         // task gave up after a failed reconnect) are counted too, so `requests - error_count` is
@@ -269,6 +279,7 @@ where
             latencies,
             errors,
             error_samples,
+            cpu,
         })
     }
 }

@@ -14,6 +14,7 @@
 //! one table with each figure judged against its target (see `targets`).
 
 mod client;
+mod cpu;
 mod fill;
 mod load;
 mod metrics;

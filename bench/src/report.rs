@@ -117,7 +117,7 @@ pub fn table(scenarios: &[ScenarioReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "{:<22} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
         "scenario",
         "requests",
         "seconds",
@@ -126,7 +126,8 @@ pub fn table(scenarios: &[ScenarioReport]) -> String {
         "p95 ms",
         "p99 ms",
         "max ms",
-        "errors"
+        "errors",
+        "steal %"
     );
     for s in scenarios {
         row(&mut out, s.scenario, &s.headline);
@@ -140,7 +141,7 @@ pub fn table(scenarios: &[ScenarioReport]) -> String {
 fn row(out: &mut String, label: &str, p: &Phase) {
     let _ = writeln!(
         out,
-        "{label:<22} {:>9} {:>8.2} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+        "{label:<22} {:>9} {:>8.2} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7}",
         p.requests,
         p.seconds,
         p.rps,
@@ -148,8 +149,15 @@ fn row(out: &mut String, label: &str, p: &Phase) {
         p.latency.p95_ms,
         p.latency.p99_ms,
         p.latency.max_ms,
-        p.error_count
+        p.error_count,
+        steal(p)
     );
+}
+
+/// The phase's CPU steal, for the tables: the share of the machine's CPU time the hypervisor kept.
+fn steal(p: &Phase) -> String {
+    p.cpu
+        .map_or_else(|| "-".to_string(), |c| format!("{:.1}", c.steal_pct))
 }
 
 /// The figures of each scenario, one line each, saying which targets they meet.
@@ -168,8 +176,8 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<11} {:>9} {:>7} {:>7} {:>7} {:>7} {:>10}  figures [target: met?]",
-        "scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "x baseline"
+        "{:<11} {:>9} {:>7} {:>7} {:>7} {:>7} {:>10} {:>7}  figures [target: met?]",
+        "scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "x baseline", "steal %"
     );
     for s in scenarios {
         let h = &s.headline;
@@ -179,7 +187,7 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
         let figures: Vec<String> = s.figures.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             out,
-            "{:<11} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>10}  {}",
+            "{:<11} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>10} {:>7}  {}",
             s.scenario,
             thousands(h.rps),
             h.latency.p50_ms,
@@ -187,6 +195,7 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
             h.latency.p99_ms,
             h.error_count,
             ratio,
+            steal(h),
             figures.join("; ")
         );
     }
