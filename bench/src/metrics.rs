@@ -1,6 +1,8 @@
 //! The server's own counters, read from `/metrics` around a phase: the read cache's hits and misses
 //! per kind (`cache_hits_total{kind}`, `cache_misses_total{kind}`), so a scenario reports the hit
-//! rate of exactly its headline phase and not of its setup.
+//! rate of exactly its headline phase and not of its setup; and the writer's group commits
+//! (`db_commit_batch_size`, `db_commit_duration_seconds`), so a rush says how many sales shared each
+//! commit and how long a commit took, fsync included.
 
 use std::collections::BTreeMap;
 
@@ -41,13 +43,7 @@ impl CacheCounters {
     /// Reads `/metrics` once. Fails when the route or the cache series are missing, since the
     /// figures a scenario reports would otherwise be silently absent.
     pub async fn read(target: &Target) -> anyhow::Result<Self> {
-        let mut conn = target.connect().await?;
-        let reply = conn
-            .send(&Call::get("/metrics"))
-            .await?
-            .expect(StatusCode::OK, "GET /metrics")?;
-        let text = std::str::from_utf8(&reply.body).context("/metrics is not UTF-8")?;
-        let counters = Self::parse(text);
+        let counters = Self::parse(&exposition(target).await?);
         if counters.by_kind.is_empty() {
             anyhow::bail!("/metrics has no cache_hits_total or cache_misses_total series");
         }
@@ -117,9 +113,95 @@ impl CacheCounters {
     }
 }
 
+/// The text of `/metrics`, read once.
+async fn exposition(target: &Target) -> anyhow::Result<String> {
+    let mut conn = target.connect().await?;
+    let reply = conn
+        .send(&Call::get("/metrics"))
+        .await?
+        .expect(StatusCode::OK, "GET /metrics")?;
+    String::from_utf8(reply.body.to_vec()).context("/metrics is not UTF-8")
+}
+
+/// The writer's group commits so far: how many, the commands in them, and their time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Commits {
+    groups: f64,
+    commands: f64,
+    seconds: f64,
+}
+
+/// What the writer's group commits did over a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CommitFigures {
+    pub groups: f64,
+    /// Commands per group: in a rush, how many sales one transaction and one fsync served.
+    pub mean_commands: Option<f64>,
+    /// From `BEGIN IMMEDIATE` to the end of `COMMIT`, its fsync included.
+    pub mean_commit_ms: Option<f64>,
+}
+
+impl Commits {
+    /// Reads `/metrics` once. Fails when a commit series is missing.
+    pub async fn read(target: &Target) -> anyhow::Result<Self> {
+        Self::parse(&exposition(target).await?)
+            .context("/metrics lacks db_commit_batch_size or db_commit_duration_seconds")
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let value = |name: &str| {
+            text.lines().find_map(|l| {
+                let (n, v) = l.split_once(' ')?;
+                (n == name).then(|| v.trim().parse::<f64>().ok()).flatten()
+            })
+        };
+        Some(Self {
+            groups: value("db_commit_batch_size_count")?,
+            commands: value("db_commit_batch_size_sum")?,
+            seconds: value("db_commit_duration_seconds_sum")?,
+        })
+    }
+
+    /// The commits between `before` and now (`self`).
+    pub fn since(&self, before: &Self) -> CommitFigures {
+        let groups = self.groups - before.groups;
+        let per_group = |v: f64| (groups > 0.0).then(|| v / groups);
+        CommitFigures {
+            groups,
+            mean_commands: per_group(self.commands - before.commands),
+            mean_commit_ms: per_group((self.seconds - before.seconds) * 1000.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commits_over_a_phase_are_the_difference_of_two_readings() {
+        let before = Commits::parse(
+            "db_commit_batch_size_bucket{le=\"1\"} 3\n\
+             db_commit_batch_size_sum 30\n\
+             db_commit_batch_size_count 10\n\
+             db_commit_duration_seconds_sum 0.01\n\
+             db_commit_duration_seconds_count 10\n",
+        )
+        .expect("both series");
+        let after = Commits::parse(
+            "db_commit_batch_size_sum 2030\n\
+             db_commit_batch_size_count 110\n\
+             db_commit_duration_seconds_sum 0.21\n",
+        )
+        .expect("both series");
+        let f = after.since(&before);
+        assert_eq!(f.groups, 100.0);
+        assert_eq!(f.mean_commands, Some(20.0));
+        let ms = f.mean_commit_ms.expect("groups committed");
+        assert!((ms - 2.0).abs() < 1e-9, "{ms}");
+        assert_eq!(before.since(&before).mean_commands, None);
+        assert_eq!(Commits::parse("db_commit_batch_size_sum 1\n"), None);
+    }
 
     #[test]
     fn the_total_adds_every_kind() {

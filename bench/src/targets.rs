@@ -21,6 +21,8 @@ pub const PEAK_RSS: &str = "peak RSS";
 pub const STARTUP: &str = "startup";
 pub const VS_EMPTY: &str = "rush x empty db";
 pub const DB_SIZE: &str = "db size";
+pub const MEAN_GROUP: &str = "commands per commit";
+pub const MEAN_COMMIT: &str = "mean commit";
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -51,6 +53,8 @@ pub enum Unit {
     /// A ratio of two rates, shown as `0.87x`.
     Ratio,
     Bytes,
+    /// A mean of things counted, such as commands per commit.
+    Count,
 }
 
 impl Unit {
@@ -62,6 +66,7 @@ impl Unit {
             Unit::Share => format!("{:.1}%", v * 100.0),
             Unit::Ratio => format!("{v:.2}x"),
             Unit::Bytes => format!("{:.0} MB", v / MB),
+            Unit::Count => format!("{v:.1}"),
         }
     }
 }

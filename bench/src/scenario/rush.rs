@@ -18,7 +18,9 @@ use serde_json::json;
 use super::{Check, Outcome, Params};
 use crate::client::{Call, Conn, Target};
 use crate::load::{self, Phase, Slice};
+use crate::metrics::Commits;
 use crate::server::Server;
+use crate::targets::{Figure, Unit, MEAN_COMMIT, MEAN_GROUP};
 
 #[derive(Deserialize)]
 pub(super) struct Created {
@@ -53,12 +55,22 @@ pub(super) async fn rush_as(
     prefix: &str,
 ) -> anyhow::Result<Outcome> {
     let rush = Prepared::new(server, p, prefix).await?;
+    let before = Commits::read(server.admin()).await?;
     let headline = rush
         .slice(server.admin(), p.connections)
         .send(label, 0, rush.registrations)
         .await?
         .into_phase(label);
-    rush.verify(server.admin(), headline).await
+    let commits = Commits::read(server.admin()).await?.since(&before);
+    let mut outcome = rush.verify(server.admin(), headline).await?;
+    outcome.values.insert("commits", json!(commits));
+    if let (Some(group), Some(ms)) = (commits.mean_commands, commits.mean_commit_ms) {
+        outcome
+            .figures
+            .push(Figure::new(MEAN_GROUP, group, Unit::Count));
+        outcome.figures.push(Figure::new(MEAN_COMMIT, ms, Unit::Ms));
+    }
+    Ok(outcome)
 }
 
 /// A rush made ready: its event on sale and its attendees created, each attendee's registration
