@@ -339,7 +339,12 @@ fn digest_secret(secret: &str) -> [u8; 32] {
 
 /// SHA-256 of a token secret, hex: what the tokens table stores and looks up.
 fn hash_secret(secret: &str) -> String {
-    data_encoding::HEXLOWER.encode(&digest_secret(secret))
+    stored_hash(&digest_secret(secret))
+}
+
+/// A secret's digest as the tokens table stores it.
+fn stored_hash(digest: &[u8; 32]) -> String {
+    data_encoding::HEXLOWER.encode(digest)
 }
 
 /// Records a domain event in the outbox, in the caller's transaction (I5). Returns the payload's
@@ -1019,7 +1024,7 @@ impl App {
     /// The principal a bearer secret stands for, if it is an active token.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
         let digest = digest_secret(secret);
-        let hash = data_encoding::HEXLOWER.encode(&digest);
+        let hash = stored_hash(&digest);
         let generation = self.token_cache().generation;
         let found = self.store.read(|c| tokens::find_active(c, &hash))?;
         let mut cache = self.token_cache();

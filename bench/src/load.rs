@@ -122,16 +122,24 @@ pub struct Samples {
     latencies: Vec<Duration>,
     errors: BTreeMap<String, usize>,
     error_samples: Vec<String>,
-    cpu: Ticks,
+    /// `None` when `/proc/stat` could not be read around one of the slices.
+    cpu: Option<Ticks>,
 }
 
 impl Samples {
-    /// Adds another slice of the same phase: its requests, its time, its latencies.
+    /// Adds another slice of the same phase: its requests, its time, its latencies, its CPU ticks
+    /// (unknown for the phase once unknown for one slice).
     pub fn extend(&mut self, other: Samples) {
+        // `Samples::default()` is the empty phase the first slice starts.
+        let first = self.requests == 0 && self.elapsed.is_zero();
+        self.cpu = if first {
+            other.cpu
+        } else {
+            self.cpu.zip(other.cpu).map(|(a, b)| a.plus(b))
+        };
         self.connections = self.connections.max(other.connections);
         self.requests += other.requests;
         self.elapsed += other.elapsed;
-        self.cpu = self.cpu.plus(other.cpu);
         self.latencies.extend(other.latencies);
         for (k, n) in other.errors {
             *self.errors.entry(k).or_insert(0) += n;
@@ -152,7 +160,7 @@ impl Samples {
             error_count: self.errors.values().sum(),
             errors: self.errors,
             error_samples: self.error_samples,
-            cpu: self.cpu.shares(),
+            cpu: self.cpu.and_then(Ticks::shares),
         }
     }
 }
@@ -191,7 +199,7 @@ where
         let next = Arc::new(AtomicUsize::new(0));
         let samples = Arc::new(Mutex::new(Vec::<String>::new()));
 
-        let ticks = Ticks::now();
+        let ticks_before = Ticks::now();
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(connections);
         for mut conn in conns {
@@ -261,7 +269,10 @@ where
             }
         }
         let elapsed = started.elapsed();
-        let cpu = Ticks::now().since(ticks);
+        // Both readings or none: a span from boot to now is no phase's.
+        let cpu = ticks_before
+            .zip(Ticks::now())
+            .map(|(before, after)| after.since(before));
 
         // Every index taken was either answered or failed in transport; indices never taken (every
         // task gave up after a failed reconnect) are counted too, so `requests - error_count` is
@@ -308,5 +319,44 @@ impl Tally {
                 s.push(describe());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(requests: usize, cpu: Option<Ticks>) -> Samples {
+        Samples {
+            connections: 4,
+            requests,
+            elapsed: Duration::from_secs(1),
+            latencies: vec![Duration::from_millis(1); requests],
+            cpu,
+            ..Samples::default()
+        }
+    }
+
+    #[test]
+    fn a_phase_in_slices_counts_the_cpu_ticks_of_every_slice() {
+        let mut phase = Samples::default();
+        phase.extend(slice(10, Some(Ticks::new(60, 20, 10, 10))));
+        phase.extend(slice(10, Some(Ticks::new(20, 60, 10, 10))));
+        let p = phase.into_phase("p");
+        assert_eq!(p.requests, 20);
+        let cpu = p.cpu.expect("both slices measured");
+        assert_eq!(
+            (cpu.busy_pct, cpu.idle_pct, cpu.steal_pct),
+            (40.0, 40.0, 10.0)
+        );
+    }
+
+    #[test]
+    fn one_slice_without_a_reading_leaves_the_phase_without_one() {
+        let mut phase = Samples::default();
+        phase.extend(slice(10, Some(Ticks::new(60, 20, 10, 10))));
+        phase.extend(slice(10, None));
+        phase.extend(slice(10, Some(Ticks::new(60, 20, 10, 10))));
+        assert_eq!(phase.into_phase("p").cpu, None);
     }
 }

@@ -154,10 +154,11 @@ fn row(out: &mut String, label: &str, p: &Phase) {
     );
 }
 
-/// The phase's CPU steal, for the tables: the share of the machine's CPU time the hypervisor kept.
+/// The phase's CPU steal, for the tables: the share of the machine's CPU time the hypervisor kept,
+/// in whole percent (the counters tick too coarsely for more; the JSON has one decimal).
 fn steal(p: &Phase) -> String {
     p.cpu
-        .map_or_else(|| "-".to_string(), |c| format!("{:.1}", c.steal_pct))
+        .map_or_else(|| "-".to_string(), |c| format!("{:.0}", c.steal_pct))
 }
 
 /// The figures of each scenario, one line each, saying which targets they meet.
