@@ -16,7 +16,8 @@
 # `read-event` send as many pings as reads (their bracket), so a ping's cost is taken off theirs.
 # Prints instructions per request of a ping, a position poll and an event read. About 8 minutes.
 #
-# Default server: target/release/boxoffice. Needs valgrind.
+# Default server: target/release/boxoffice. Needs valgrind. With KEEP=1 the profiles stay (the
+# directory is printed on stderr) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=rush
@@ -26,7 +27,7 @@ if [ "${1:-}" = reads ]; then
 fi
 server=$(realpath "${1:-target/release/boxoffice}")
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+trap 'if [ -n "${KEEP:-}" ]; then echo "profiles kept in $out" >&2; else rm -rf "$out"; fi' EXIT
 
 # Runs one benchmark scenario against the server under callgrind, its profiles in directory $1.
 profiled() {
