@@ -87,9 +87,13 @@ impl Shape {
 }
 
 /// SplitMix64: a fixed-seed generator, enough for ids that only need to look random.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -99,14 +103,14 @@ impl Rng {
     }
 
     /// A version 4 UUID in its hyphenated text form, as the box writes event ids.
-    fn uuid(&mut self) -> String {
+    pub(crate) fn uuid(&mut self) -> String {
         let hi = (self.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
         let lo = (self.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
         hyphenated(hi, lo)
     }
 
     /// A version 7 UUID of the millisecond `ms`, as the box writes attendee and registration ids.
-    fn uuid_v7(&mut self, ms: i64) -> String {
+    pub(crate) fn uuid_v7(&mut self, ms: i64) -> String {
         let ms = u64::try_from(ms).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
         let hi = (ms << 16) | 0x7000 | (self.next() & 0x0FFF);
         let lo = (self.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
@@ -116,7 +120,7 @@ impl Rng {
     /// A ticket code issued at `ms`, in its stored form, shaped as the box's
     /// `TicketCode::from_time_and_random`: two characters of the time in 16 ms steps modulo 1024,
     /// then 128 random bits in 26 base32 characters (the last one holds 3 bits, zero-padded).
-    fn ticket_code(&mut self, ms: i64) -> String {
+    pub(crate) fn ticket_code(&mut self, ms: i64) -> String {
         const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let symbol = |v: u64| char::from(ALPHABET[usize::try_from(v & 31).unwrap_or(0)]);
         let step = u64::try_from(ms.max(0) / 16 % 1024).unwrap_or(0);

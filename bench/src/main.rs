@@ -18,6 +18,7 @@ mod cpu;
 mod fill;
 mod load;
 mod metrics;
+mod reference;
 mod report;
 mod scenario;
 mod server;

@@ -23,6 +23,8 @@ pub const VS_EMPTY: &str = "rush x empty db";
 pub const DB_SIZE: &str = "db size";
 pub const MEAN_GROUP: &str = "commands per commit";
 pub const MEAN_COMMIT: &str = "mean commit";
+pub const RAW_SQLITE: &str = "raw SQLite, 100 sales a commit";
+pub const VS_RAW_SQLITE: &str = "rush x raw SQLite";
 
 const MB: f64 = 1024.0 * 1024.0;
 

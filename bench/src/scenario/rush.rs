@@ -19,8 +19,9 @@ use super::{Check, Outcome, Params};
 use crate::client::{Call, Conn, Target};
 use crate::load::{self, Phase, Slice};
 use crate::metrics::Commits;
+use crate::reference;
 use crate::server::Server;
-use crate::targets::{Figure, Unit, MEAN_COMMIT, MEAN_GROUP};
+use crate::targets::{Figure, Unit, MEAN_COMMIT, MEAN_GROUP, RAW_SQLITE, VS_RAW_SQLITE};
 
 #[derive(Deserialize)]
 pub(super) struct Created {
@@ -42,8 +43,27 @@ pub(super) struct EventCounts {
     pub(super) checked_in: i64,
 }
 
+/// The rush, after its same-run reference: the sale's SQL alone in a loop on the same disk
+/// ([`reference`]), as many sales as the rush sends, for the figures `raw SQLite` and `rush x raw
+/// SQLite` (no targets: they say how fast the machine was when the rush ran).
 pub async fn rush(server: &Server, p: &Params) -> anyhow::Result<Outcome> {
-    rush_as(server, p, "rush", "bench").await
+    let dir = server.data_dir().join("reference");
+    let sales = p.registrations;
+    let raw = tokio::task::spawn_blocking(move || reference::sales(&dir, sales))
+        .await
+        .context("the reference loop panicked")?
+        .context("the raw SQLite reference")?;
+    let mut outcome = rush_as(server, p, "rush", "bench").await?;
+    outcome
+        .figures
+        .push(Figure::new(RAW_SQLITE, raw.rate, Unit::PerSecond));
+    outcome.figures.push(Figure::new(
+        VS_RAW_SQLITE,
+        outcome.headline.rps / raw.rate,
+        Unit::Ratio,
+    ));
+    outcome.values.insert("raw_sqlite", json!(raw));
+    Ok(outcome)
 }
 
 /// The rush as its own phase `label`, with attendees whose emails start with `prefix` (a second rush
