@@ -24,6 +24,8 @@ pub const DB_SIZE: &str = "db size";
 pub const MEAN_GROUP: &str = "commands per commit";
 pub const MEAN_COMMIT: &str = "mean commit";
 pub const RAW_SQLITE: &str = "raw SQLite, 100 sales a commit";
+// The name states the reference's batch.
+const _: () = assert!(crate::reference::PER_COMMIT == 100);
 pub const VS_RAW_SQLITE: &str = "rush x raw SQLite";
 
 const MB: f64 = 1024.0 * 1024.0;
