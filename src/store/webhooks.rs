@@ -268,11 +268,19 @@ pub fn any_pending(conn: &Connection, webhook_seq: i64) -> Result<bool, StoreErr
         .is_some())
 }
 
-/// When the endpoint next has a retry due, if it has any pending delivery.
+/// When the endpoint next has a delivery due, if it has any pending: the earliest retry among the
+/// deliveries first in line for their aggregate (as `due_heads` picks them). A message held behind an
+/// earlier one of its aggregate is not due whatever its own time says (its row may carry a time long
+/// past); counting it made the endpoint's worker wake at once, find nothing due, and loop until the
+/// head's retry came round.
 pub fn next_due(conn: &Connection, webhook_seq: i64) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE webhook_seq = ?1 AND state = 'pending'",
+            "SELECT MIN(d.next_attempt_at) FROM deliveries d \
+             WHERE d.webhook_seq = ?1 AND d.state = 'pending' \
+               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_seq = ?1 \
+                   AND e.state = 'pending' AND e.aggregate_id = d.aggregate_id \
+                   AND e.outbox_seq < d.outbox_seq)",
         )?
         .query_row([webhook_seq], |r| r.get(0))?)
 }

@@ -494,6 +494,75 @@ async fn a_message_failing_every_attempt_ends_dead_and_an_admin_retry_delivers_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_held_behind_a_failing_one_leaves_its_endpoint_asleep_until_the_retry() {
+    let clock = manual_clock();
+    let t = app_with(quick_outbox(), clock.clone());
+    let rx = Receiver::start().await;
+    rx.behaviour.broken.store(true, Ordering::SeqCst);
+    subscribe(&t, &rx.url(), None).await;
+    let created = t
+        .post(
+            "/api/v1/events",
+            Some(&t.admin),
+            json!({"name": "Held", "venue": "Hall", "starts_at": "2030-01-01T20:00:00Z", "capacity": 5}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let event = created.json()["id"].as_str().expect("id").to_string();
+    let p = Processor::with_http(t.app.clone()).expect("processor");
+    drain(&p).await; // event.created fails and waits for its retry
+    let published = t
+        .post(
+            &format!("/api/v1/events/{event}/publish"),
+            Some(&t.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(published.status, 200);
+    drain(&p).await; // event.published is held behind it, stored waiting with the time it was seen
+
+    let db = rusqlite::Connection::open(t.dir.path().join("boxoffice.db")).expect("open");
+    let webhook_seq: i64 = db
+        .query_row("SELECT seq FROM webhooks", [], |r| r.get(0))
+        .expect("one subscription");
+    let at = |kind: &str| -> i64 {
+        db.query_row(
+            "SELECT d.next_attempt_at FROM deliveries d JOIN outbox o ON o.seq = d.outbox_seq \
+             WHERE o.type = ?1 AND d.state = 'pending'",
+            [kind],
+            |r| r.get(0),
+        )
+        .expect("a pending delivery")
+    };
+    let now = clock.now().millis();
+    let (head, held) = (at("event.created"), at("event.published"));
+    assert!(head > now, "the failed head waits for its retry");
+    assert!(held <= now, "the held message's own time has passed");
+    let due = t
+        .app
+        .outbox_next_due(webhook_seq)
+        .expect("next due")
+        .expect("deliveries are pending");
+    assert_eq!(
+        due.millis(),
+        head,
+        "the endpoint is next due at its head's retry, not at the held message's time (which would wake its worker at once, again and again)"
+    );
+
+    rx.behaviour.broken.store(false, Ordering::SeqCst);
+    clock.advance_millis(5_000);
+    drain(&p).await;
+    let types: Vec<String> = rx
+        .captured()
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .map(|c| c.json()["type"].as_str().expect("type").to_string())
+        .collect();
+    assert_eq!(types, ["event.created", "event.published"]);
+    assert_eq!(t.app.outbox_next_due(webhook_seq).expect("next due"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_receiver_that_is_down_loses_nothing_and_never_slows_a_healthy_one() {
     let t = Arc::new(app_with(
         OutboxOptions {
