@@ -366,7 +366,7 @@ impl App {
         }
     }
 
-    /// The registration and its rank counted over the waitlist index, in one snapshot.
+    /// The registration and its rank counted over the waitlist index, in one snapshot (one `read`).
     fn counted_position(&self, id: RegistrationId) -> Result<(Registration, Option<Rank>)> {
         let (reg, length) = self.store.read(|conn| {
             let row = registrations::get(conn, id)?.ok_or(Error::NotFound("registration"))?;

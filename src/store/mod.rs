@@ -263,12 +263,16 @@ impl Store {
             .push(hook);
     }
 
-    /// Runs `f` on a pooled read-only connection.
+    /// Runs `f` on a pooled read-only connection, in one read transaction: everything `f` reads
+    /// comes from the same committed state. Without it each statement saw the file as it stood when
+    /// that statement started, so a page of the waitlist read its rows before a promotion and counted
+    /// the first one's place after it (position 0, found by review).
     pub fn read<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.readers.get().map_err(StoreError::from)?;
+        let _snapshot = Snapshot::begin(&conn)?;
         f(&conn)
     }
 
@@ -413,4 +417,35 @@ pub(crate) fn decode<T>(
             format!("unexpected {what} {raw:?}").into(),
         )
     })
+}
+
+/// A read transaction on a reader connection, ended when dropped (also when `f` fails or panics, so
+/// the connection goes back to the pool outside any transaction).
+struct Snapshot<'c>(&'c Connection);
+
+impl<'c> Snapshot<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        if !conn.is_autocommit() {
+            // Left open by a reader that could not end it; start from a clean state.
+            conn.execute_batch("ROLLBACK")?;
+        }
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Self(conn))
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if self.0.is_autocommit() {
+            return;
+        }
+        // A read transaction has nothing to keep: rolling back only ends it.
+        if let Err(e) = self
+            .0
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut st| st.execute([]))
+        {
+            tracing::warn!(error = %e, "cannot end a read transaction");
+        }
+    }
 }

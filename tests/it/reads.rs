@@ -609,3 +609,61 @@ async fn the_door_list_streams_gzipped_to_the_end_and_the_box_stays_up() {
     }
     assert_eq!(t.get("/api/v1/ping", None).await.status, 200);
 }
+
+/// Inserts a draft event straight through the writer, committed when this returns.
+fn commit_an_event(store: &boxoffice::store::Store, id: &str) {
+    let id = id.to_string();
+    store
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO events (id, name, venue, starts_at, capacity, status, created_at, updated_at) \
+                 VALUES (?1, 'Snapshot', 'Hall', 0, 1, 'draft', 0, 0)",
+                [id],
+            )
+            .map_err(boxoffice::store::StoreError::from)
+        })
+        .expect("the insert commits");
+}
+
+#[test]
+fn one_read_sees_one_committed_state_even_when_a_commit_lands_between_its_statements() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = boxoffice::store::Store::open(
+        &dir.path().join("boxoffice.db"),
+        &boxoffice::store::StoreOptions::default(),
+    )
+    .expect("open");
+    let count = |c: &rusqlite::Connection| -> Result<i64, boxoffice::store::StoreError> {
+        Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
+    };
+    commit_an_event(&store, "e1");
+    let (first, second) = store
+        .read(|c| {
+            let first = count(c)?;
+            // A group commits while this read is between two statements (as a promotion did while
+            // a page of the waitlist counted its first place).
+            commit_an_event(&store, "e2");
+            Ok::<_, boxoffice::store::StoreError>((first, count(c)?))
+        })
+        .expect("read");
+    assert_eq!(first, 1);
+    assert_eq!(
+        second, 1,
+        "the second statement sees the state the first saw"
+    );
+    assert_eq!(
+        store.read(count).expect("read"),
+        2,
+        "the next read sees the commit"
+    );
+    // A failing read ends its transaction too: the pooled connections are reused clean.
+    for _ in 0..8 {
+        let failed: Result<(), boxoffice::store::StoreError> = store.read(|c| {
+            count(c)?;
+            Err(boxoffice::store::StoreError::TransactionLost)
+        });
+        assert!(failed.is_err());
+    }
+    commit_an_event(&store, "e3");
+    assert_eq!(store.read(count).expect("read"), 3);
+}
