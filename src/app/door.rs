@@ -218,6 +218,15 @@ impl App {
                         ),
                     ))
                 }
+                WalkUp::SoldOut if occupancy.waitlisted > 0 => {
+                    return Err(Error::conflict(
+                        Conflict::SoldOut,
+                        format!(
+                            "every seat is taken ({} on the waitlist)",
+                            occupancy.waitlisted
+                        ),
+                    ))
+                }
                 WalkUp::SoldOut => {
                     return Err(Error::conflict(Conflict::SoldOut, "every seat is taken"))
                 }

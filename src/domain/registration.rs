@@ -75,13 +75,15 @@ pub enum WalkUp {
     SoldOut,
 }
 
+/// With no seat free the answer is "sold out", whoever waits: there is no queue to jump, and sending
+/// the operator to an override that would only be refused again wastes the counter's time.
 pub fn walk_up(o: Occupancy, override_waitlist: bool) -> WalkUp {
-    if o.waitlisted > 0 && !override_waitlist {
-        WalkUp::WaitlistFirst
-    } else if o.free() > 0 {
-        WalkUp::Sell
-    } else {
+    if o.free() <= 0 {
         WalkUp::SoldOut
+    } else if o.waitlisted > 0 && !override_waitlist {
+        WalkUp::WaitlistFirst
+    } else {
+        WalkUp::Sell
     }
 }
 
@@ -231,6 +233,12 @@ mod tests {
         assert_eq!(walk_up(occ(2, 1, 3, false), false), WalkUp::WaitlistFirst);
         assert_eq!(walk_up(occ(2, 1, 3, false), true), WalkUp::Sell);
         assert_eq!(walk_up(occ(2, 2, 3, true), true), WalkUp::SoldOut);
+        assert_eq!(
+            walk_up(occ(2, 2, 3, true), false),
+            WalkUp::SoldOut,
+            "a full house is sold out, not a queue to jump"
+        );
+        assert_eq!(walk_up(occ(0, 0, 1, true), false), WalkUp::SoldOut);
     }
 
     #[test]

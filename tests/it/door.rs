@@ -229,7 +229,8 @@ async fn walk_ups_never_jump_the_waitlist_unless_overridden() {
     assert_eq!(r.status, 201);
     let anonymous = r.json();
 
-    // Full: the counter cannot sell; online buyers join the waitlist, and then the counter says so.
+    // Full: the counter cannot sell; online buyers join the waitlist, and the house stays sold out
+    // at the counter (no seat to sell, so no queue to jump: an override would change nothing).
     t.post(&walkups, Some(&counter), json!({}))
         .await
         .assert_problem(409, "sold_out");
@@ -237,9 +238,15 @@ async fn walk_ups_never_jump_the_waitlist_unless_overridden() {
     let waiter = t.attendee(1).await;
     assert_eq!(t.register(&event, &waiter).await.json()["position"], 1);
     let before = t.snapshot();
-    t.post(&walkups, Some(&counter), json!({}))
-        .await
-        .assert_problem(409, "waitlist_first");
+    let full = t.post(&walkups, Some(&counter), json!({})).await;
+    full.assert_problem(409, "sold_out");
+    assert!(
+        full.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1 on the waitlist")),
+        "{}",
+        full.json()
+    );
     t.post(&walkups, Some(&counter), json!({"override_waitlist": true}))
         .await
         .assert_problem(409, "sold_out");
