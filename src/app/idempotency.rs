@@ -126,6 +126,12 @@ impl App {
         }
     }
 
+    /// What the key already answered, without marking it in flight: `None` when it is unused (or
+    /// only in flight). Never `Fresh`.
+    pub fn idem_stored(&self, key: &IdemKey) -> Result<Option<IdemStart>> {
+        self.idem_lookup(key)
+    }
+
     fn idem_lookup(&self, key: &IdemKey) -> Result<Option<IdemStart>> {
         let not_before = self.now().millis() - self.opts.idempotency_ttl_ms;
         let stored = self

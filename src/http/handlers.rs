@@ -346,18 +346,8 @@ fn idempotent<T: Serialize + AboutAttendee, const STATUS: u16>(
         fingerprint,
     })? {
         IdemStart::Replay(r) => Ok(replay_response(r, true)),
-        IdemStart::Erased => Err(Problem::new(
-            StatusCode::GONE,
-            "attendee_erased",
-            "Attendee erased",
-            "the attendee this request was about has been erased; its stored response is gone",
-        )),
-        IdemStart::Mismatch => Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used for a different request",
-        )),
+        IdemStart::Erased => Err(key_erased()),
+        IdemStart::Mismatch => Err(key_reused()),
         IdemStart::Fresh(guard) => {
             let r = op(Some(Idem {
                 guard,
@@ -366,6 +356,51 @@ fn idempotent<T: Serialize + AboutAttendee, const STATUS: u16>(
             }))?;
             Ok(replay_response(render(&Ok(r)), false))
         }
+    }
+}
+
+fn key_erased() -> Problem {
+    Problem::new(
+        StatusCode::GONE,
+        "attendee_erased",
+        "Attendee erased",
+        "the attendee this request was about has been erased; its stored response is gone",
+    )
+}
+
+fn key_reused() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "Idempotency-Key reused",
+        "this Idempotency-Key was used for a different request",
+    )
+}
+
+/// A body that does not parse, sent under a key: if the key already answered another request, the
+/// fault is the reused key (422 `idempotency_key_reused`, or 410 when that answer was erased), not the
+/// input; otherwise the parse error stands. Nothing is stored either way.
+fn unparsed_under_key(
+    app: &App,
+    actor: &Actor,
+    key: Option<String>,
+    fingerprint: String,
+    problem: Problem,
+) -> Problem {
+    let (Some(key), Some(token_seq)) = (key, actor.token_seq) else {
+        return problem;
+    };
+    let stored = app.idem_stored(&IdemKey {
+        token_seq,
+        key,
+        fingerprint,
+    });
+    match stored {
+        Ok(Some(IdemStart::Mismatch)) => key_reused(),
+        Ok(Some(IdemStart::Erased)) => key_erased(),
+        // The same bytes never parsed, so they were never stored; a lookup that fails leaves the
+        // parse error as the answer.
+        _ => problem,
     }
 }
 
@@ -427,7 +462,10 @@ where
     let r = call(ctx, caller, Some(need), move |app, actor| {
         let actor = must(actor)?;
         let key = key?;
-        let input = parse(&body)?;
+        let input = match parse(&body) {
+            Ok(input) => input,
+            Err(problem) => return Err(unparsed_under_key(app, &actor, key, fp, problem)),
+        };
         idempotent::<T, STATUS>(app, &actor, key, fp, |idem| run(app, &actor, input, idem))
     })
     .await;

@@ -65,6 +65,36 @@ async fn the_same_key_replays_the_first_response_byte_for_byte() {
         .await
         .assert_problem(422, "idempotency_key_reused");
     assert_eq!(t.snapshot(), before);
+    // So is a body that would not even parse under that key: the reused key is the fault, not the
+    // input (an invalid id, then JSON cut short).
+    post_with_key(&t, &path, &kiosk, "sale-1", &json!({"attendee_id": "nope"}))
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    let cut = t
+        .client
+        .post(t.url(&path))
+        .bearer_auth(&kiosk)
+        .header("idempotency-key", "sale-1")
+        .header("content-type", "application/json")
+        .body("{\"attendee_id\":")
+        .send()
+        .await
+        .expect("request");
+    let cut = Resp {
+        status: cut.status().as_u16(),
+        headers: cut.headers().clone(),
+        bytes: cut.bytes().await.expect("body").to_vec(),
+    };
+    cut.assert_problem(422, "idempotency_key_reused");
+    assert_eq!(t.snapshot(), before);
+    // Under an unused key the same input is bad input, and the key stays unused.
+    post_with_key(&t, &path, &kiosk, "sale-2", &json!({"attendee_id": "nope"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(t.snapshot(), before);
+    let c = t.attendee(3).await;
+    let fresh = post_with_key(&t, &path, &kiosk, "sale-2", &json!({"attendee_id": c})).await;
+    assert_eq!(fresh.status, 201, "the failed parse stored nothing under sale-2");
 
     // Keys belong to a token: another token's "sale-1" is a different request.
     let other = t.token(Role::Kiosk, "kiosk-2");
