@@ -26,8 +26,17 @@ impl WebhookUrl {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("must be an http:// or https:// URL"));
         }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(bad("must name a host"));
+        match url.host() {
+            None => return Err(bad("must name a host")),
+            Some(url::Host::Domain(name)) if !is_host_name(name) => {
+                return Err(bad(
+                    "must name a host: letters, digits, '-' and '_' in dot-separated labels of 1 to 63 characters",
+                ))
+            }
+            Some(_) => {}
+        }
+        if url.port() == Some(0) {
+            return Err(bad("must not use port 0"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(bad(
@@ -45,6 +54,24 @@ impl WebhookUrl {
     }
 }
 
+/// A DNS name as the `url` crate leaves it (lower case, internationalised names in punycode): labels
+/// of 1 to 63 letters, digits, '-' or '_' (which some LAN names carry), not starting or ending with
+/// '-', at most 253 characters, an optional final dot. `url` alone lets through names no resolver
+/// will find (`*.example.org`, `x..org`), which would only fail at every delivery.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// The event types a subscription receives: all of them, or a set of known types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventTypes {
@@ -53,13 +80,20 @@ pub enum EventTypes {
 }
 
 impl EventTypes {
-    /// From the request: absent, empty or `["*"]` means every type; otherwise each entry must be a
-    /// known type. Duplicates are folded.
+    /// From the request: absent or `["*"]` means every type; otherwise each entry must be a known
+    /// type. Duplicates are folded. An empty list is refused: read literally it asks for nothing,
+    /// and a subscription that receives nothing is a mistake worth hearing about.
     pub fn parse(list: Option<&[String]>) -> Result<Self, FieldError> {
         let Some(list) = list else {
             return Ok(Self::All);
         };
-        if list.is_empty() || (list.len() == 1 && list[0] == "*") {
+        if list.is_empty() {
+            return Err(FieldError::new(
+                "event_types",
+                "must name at least one event type, or be [\"*\"] (or left out) for every type",
+            ));
+        }
+        if list.len() == 1 && list[0] == "*" {
             return Ok(Self::All);
         }
         let mut out = Vec::new();
@@ -163,6 +197,15 @@ mod tests {
     fn urls_must_be_http_with_a_host_and_no_credentials() {
         assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook").is_ok());
         assert!(WebhookUrl::parse("https://shop.example.org/hooks?x=1").is_ok());
+        for good in [
+            "http://mailer/hook",
+            "http://my_host.lan:8080/",
+            "https://example.org./x",
+            "http://[::1]:9000/",
+            "https://bücher.example/",
+        ] {
+            assert!(WebhookUrl::parse(good).is_ok(), "{good:?} refused");
+        }
         for bad in [
             "ftp://example.org/",
             "file:///etc/passwd",
@@ -172,6 +215,11 @@ mod tests {
             "",
             "http://user:pw@example.org/",
             "http://example.org/#frag",
+            "https://*.example.org/",
+            "http://x..org/",
+            "http://-x.org/",
+            "http://127.0.0.1:0/hook",
+            "http://a.b:0/",
         ] {
             assert!(WebhookUrl::parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -198,6 +246,10 @@ mod tests {
         );
         assert!(some.matches("event.created") && !some.matches("event.updated"));
         assert!(EventTypes::parse(Some(&["event.exploded".into()])).is_err());
+        assert!(
+            EventTypes::parse(Some(&[])).is_err(),
+            "an empty list asks for nothing"
+        );
         assert!(EventTypes::parse(Some(&["*".into(), "event.created".into()])).is_err());
     }
 }

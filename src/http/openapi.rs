@@ -201,6 +201,7 @@ fn event_types_schema() -> Schema {
             &names,
             "A domain event type, or `*` for all.",
         )))
+        .min_items(Some(1))
         .description(Some(
             "The domain event types a subscription receives: `[\"*\"]` for every type.",
         ))

@@ -94,7 +94,10 @@ async fn the_same_key_replays_the_first_response_byte_for_byte() {
     assert_eq!(t.snapshot(), before);
     let c = t.attendee(3).await;
     let fresh = post_with_key(&t, &path, &kiosk, "sale-2", &json!({"attendee_id": c})).await;
-    assert_eq!(fresh.status, 201, "the failed parse stored nothing under sale-2");
+    assert_eq!(
+        fresh.status, 201,
+        "the failed parse stored nothing under sale-2"
+    );
 
     // Keys belong to a token: another token's "sale-1" is a different request.
     let other = t.token(Role::Kiosk, "kiosk-2");

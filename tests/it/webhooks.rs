@@ -1139,6 +1139,24 @@ async fn admin_webhook_routes_check_roles_refuse_bad_input_hide_the_secret_and_a
         (json!({"url": u, "timeout_ms": 5}), "validation_failed", 422),
         (json!({"url": u, "bogus": true}), "validation_failed", 422),
         (json!({"event_types": ["*"]}), "validation_failed", 422),
+        // Hosts no resolver finds and port 0 would only fail at every delivery; an empty type
+        // list asks for nothing.
+        (
+            json!({"url": "https://*.example.org/"}),
+            "validation_failed",
+            422,
+        ),
+        (json!({"url": "http://x..org/"}), "validation_failed", 422),
+        (
+            json!({"url": "http://127.0.0.1:0/hook"}),
+            "validation_failed",
+            422,
+        ),
+        (
+            json!({"url": u, "event_types": []}),
+            "validation_failed",
+            422,
+        ),
     ] {
         t.post("/api/v1/admin/webhooks", Some(&t.admin), body.clone())
             .await
