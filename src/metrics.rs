@@ -526,7 +526,7 @@ fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
         out,
         "outbox_dead_count",
         "gauge",
-        "Outbox messages given up on by at least one endpoint.",
+        "Outbox messages settled dead: every endpoint is done with them and at least one gave up.",
         outbox.dead_count as f64,
     );
 
