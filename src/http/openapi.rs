@@ -7,8 +7,9 @@
 //! document come from the same table. `finish` then adds what operations of a kind share, from the
 //! operation's own shape, so no handler repeats it: the bearer security requirement and 401/403 of a
 //! role, 404 of a path id, 422 of a query, 400/408/413/415/422 of a JSON body, the Idempotency-Key
-//! answers, and the 429/431/500/503 any request can get. Every error response is a problem document
-//! whose `code` is one of the codes listed for it, with their meanings from `problem::catalogue`.
+//! answers, and the 429/431/500/503 any request can get. Every error response but 431 (hyper's own,
+//! bodiless) is a problem document whose `code` is one of the codes listed for it, with their
+//! meanings from `problem::catalogue`.
 //!
 //! The response types that serialize themselves by hand (`Event`, `Registration`, ids, times) get
 //! their schemas here; `tests` checks each against a serialized value, so the two cannot drift.
@@ -632,16 +633,21 @@ fn problem_response(status: u16, codes: &[&str], meaning: &BTreeMap<&str, &str>)
         .map(|c| format!("- `{c}`: {}", meaning.get(c).copied().unwrap_or("")))
         .collect::<Vec<_>>()
         .join("\n");
-    let mut response = json!({
-        "description": format!("{reason}. The problem `code` is one of:\n{list}"),
-    });
     // hyper answers an oversized head itself, before the router: no body, no request id.
-    if status != 431 {
-        response["content"] = json!({
-            problem::CONTENT_TYPE: { "schema": problem_schema(status, codes) }
+    if status == 431 {
+        return json!({
+            "description": format!(
+                "{reason}. Answered by the HTTP layer before the router, with no body: the request \
+                 head is over `http.max_header_bytes` or `http.max_headers`."
+            ),
         });
     }
-    response
+    json!({
+        "description": format!("{reason}. The problem `code` is one of:\n{list}"),
+        "content": {
+            problem::CONTENT_TYPE: { "schema": problem_schema(status, codes) }
+        },
+    })
 }
 
 fn problem_schema(status: u16, codes: &[&str]) -> Value {
