@@ -38,6 +38,9 @@ use crate::app::App;
 use crate::config::HttpConfig;
 use problem::Problem;
 
+/// Every answer's `Content-Security-Policy`: an API serves no page, so nothing may load or frame it.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// The request id of one request: taken from a sane `x-request-id` header or made up, returned in the
 /// response's `x-request-id`, and written to the audit log.
 #[derive(Debug, Clone)]
@@ -313,7 +316,7 @@ where
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -44,8 +44,9 @@ fn over_capacity_response() -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\
-         cache-control: no-store\r\n\r\n",
-        body.len()
+         cache-control: no-store\r\ncontent-security-policy: {}\r\nx-frame-options: DENY\r\n\r\n",
+        body.len(),
+        super::CONTENT_SECURITY_POLICY,
     )
     .into_bytes();
     out.extend_from_slice(&body);

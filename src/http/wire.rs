@@ -22,6 +22,12 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
                 let msg = e.to_string();
                 Problem::invalid(vec![FieldError::new("body", msg)])
             }
+            // serde_json files a number beyond f64 (`1e400`) under syntax, but it is valid JSON
+            // with a value out of bounds: the input's fault, like `1e300`. Its message is the only
+            // way to tell it from real syntax errors.
+            Category::Syntax if e.to_string().starts_with("number out of range") => {
+                Problem::invalid(vec![FieldError::new("body", e.to_string())])
+            }
             Category::Syntax | Category::Eof | Category::Io => {
                 Problem::malformed_json(e.to_string())
             }

@@ -79,6 +79,7 @@ async fn malformed_and_misshapen_bodies_are_refused_and_change_nothing() {
         ("missing field", "/api/v1/events".into(), json!({"name": "N", "venue": "V", "capacity": 5}).to_string().into_bytes(), 422, "validation_failed"),
         ("negative capacity", "/api/v1/events".into(), json!({"name": "N", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": -1}).to_string().into_bytes(), 422, "validation_failed"),
         ("huge capacity", "/api/v1/events".into(), b"{\"name\":\"N\",\"venue\":\"V\",\"starts_at\":\"2030-01-01T00:00:00Z\",\"capacity\":1e300}".to_vec(), 422, "validation_failed"),
+        ("capacity beyond f64", "/api/v1/events".into(), b"{\"name\":\"N\",\"venue\":\"V\",\"starts_at\":\"2030-01-01T00:00:00Z\",\"capacity\":1e400}".to_vec(), 422, "validation_failed"),
         ("bad date", "/api/v1/events".into(), json!({"name": "N", "venue": "V", "starts_at": "next friday", "capacity": 5}).to_string().into_bytes(), 422, "validation_failed"),
         ("blank name", "/api/v1/events".into(), json!({"name": "  ", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 5}).to_string().into_bytes(), 422, "validation_failed"),
         ("array instead of object", "/api/v1/events".into(), b"[1,2,3]".to_vec(), 422, "validation_failed"),

@@ -57,6 +57,14 @@ fn a_connection_over_the_cap_gets_a_readable_503_and_slots_free_on_close() {
         .and_then(|v| v.trim().parse().ok())
         .expect("content-length");
     assert_eq!(len, body.len(), "the length header matches the body");
+    for header in [
+        "x-content-type-options: nosniff",
+        "cache-control: no-store",
+        "content-security-policy: default-src 'none'; frame-ancestors 'none'",
+        "x-frame-options: DENY",
+    ] {
+        assert!(head.lines().any(|l| l == header), "{header} in {head}");
+    }
     let problem: serde_json::Value = serde_json::from_str(body).expect("a JSON problem document");
     assert_eq!(problem["code"], "too_many_connections");
     drop((a, b));
