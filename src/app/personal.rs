@@ -86,26 +86,23 @@ impl App {
     /// Everything stored about an attendee, read in one snapshot; the export itself is audited.
     pub fn export_attendee(&self, actor: &Actor, id: AttendeeId) -> Result<AttendeeExport> {
         let now = self.now();
-        let export = self.store.read(|c| {
-            // One read transaction: the parts agree with each other.
-            let snapshot = c
-                .unchecked_transaction()
-                .map_err(crate::store::StoreError::from)?;
-            let attendee = attendees::get(&snapshot, id)?.ok_or(Error::NotFound("attendee"))?;
-            let regs = registrations::list_for_attendee(&snapshot, attendee.seq, 0, usize::MAX)?;
+        // `read` is one read transaction: the parts agree with each other.
+        let export = self.store.read(|snapshot| {
+            let attendee = attendees::get(snapshot, id)?.ok_or(Error::NotFound("attendee"))?;
+            let regs = registrations::list_for_attendee(snapshot, attendee.seq, 0, usize::MAX)?;
             let mut targets = vec![attendee.id.to_string()];
             targets.extend(regs.iter().map(|r| r.id.to_string()));
             let mut tickets = Vec::with_capacity(regs.len());
             for r in regs {
-                tickets.push(ticket(&snapshot, r)?);
+                tickets.push(ticket(snapshot, r)?);
             }
-            let audit = audit::for_targets(&snapshot, &targets)?
+            let audit = audit::for_targets(snapshot, &targets)?
                 .into_iter()
                 .map(AuditEntry::from)
                 .collect();
             let mut messages = Vec::new();
             for t in &targets {
-                messages.extend(outbox::for_aggregate(&snapshot, t)?);
+                messages.extend(outbox::for_aggregate(snapshot, t)?);
             }
             messages.sort_by_key(|m| m.seq);
             let outbox = messages
@@ -119,7 +116,7 @@ impl App {
                     created_at: Timestamp::from_millis(m.created_at),
                 })
                 .collect();
-            let stored_responses = idempotency::for_attendee(&snapshot, &attendee.id.to_string())?
+            let stored_responses = idempotency::for_attendee(snapshot, &attendee.id.to_string())?
                 .into_iter()
                 .map(|s| StoredResponse {
                     token: s.token_name,
