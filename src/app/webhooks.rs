@@ -231,6 +231,10 @@ pub struct OutboxSnapshot {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EndpointLatencyView {
     pub webhook_id: String,
+    /// Kept in process (the console, tests) and never serialized: this view is part of `/health`,
+    /// which anyone may read, and a receiver's URL may carry its secret in the path or query.
+    #[serde(skip)]
+    #[schema(ignore)]
     pub url: String,
     pub attempts: u64,
     pub failures: u64,

@@ -651,6 +651,17 @@ async fn a_receiver_that_is_down_loses_nothing_and_never_slows_a_healthy_one() {
         .expect("healthy endpoint stats");
     assert_eq!(healthy_stats.failures, 0);
     assert!(healthy_stats.max_ms < 1_000.0, "{healthy_stats:?}");
+    // Anyone may read /health: it names endpoints by id, never by URL (which may hold a secret).
+    let health = t.get("/health", None).await;
+    let body = String::from_utf8_lossy(&health.bytes).to_string();
+    assert!(
+        body.contains(&healthy_stats.webhook_id),
+        "the endpoint is listed: {body}"
+    );
+    assert!(
+        !body.contains(&healthy.url()) && !body.contains("\"url\""),
+        "no URL in /health: {body}"
+    );
     assert!(
         stats.failed_total > 0,
         "the down receiver's failures counted"
