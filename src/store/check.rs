@@ -83,8 +83,47 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether SQLite refused because the file itself is damaged (a finding of the check, not a failure
+/// to run it).
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Runs the check. A damaged file is reported, not failed on: SQLite's integrity check says what is
+/// wrong, and the invariant queries, which would only trip over the same broken pages, are skipped
+/// (they answered "database disk image is malformed" and the command ended as an internal error).
 pub fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
-    let integrity: String = conn.query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))?;
+    let integrity = match conn.query_row("PRAGMA integrity_check(1)", [], |r| r.get::<_, String>(0))
+    {
+        Ok(line) => line,
+        Err(e) if is_damage(&e) => e.to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    if integrity != "ok" {
+        return Ok(damaged(conn, integrity));
+    }
+    match invariants(conn) {
+        Err(StoreError::Sqlite(e)) if is_damage(&e) => Ok(damaged(conn, e.to_string())),
+        other => other,
+    }
+}
+
+/// The report on a damaged file: what SQLite said, and the counts where they can still be read.
+fn damaged(conn: &Connection, what: String) -> CheckReport {
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0);
+    CheckReport {
+        events: count("SELECT COUNT(*) FROM events"),
+        registrations: count("SELECT COUNT(*) FROM registrations"),
+        violations: vec![format!("integrity: {what}")],
+        integrity: what,
+    }
+}
+
+fn invariants(conn: &Connection) -> Result<CheckReport, StoreError> {
+    let integrity = "ok".to_string();
     let mut violations = Vec::new();
     let fk_errors: i64 =
         conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {

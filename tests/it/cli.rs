@@ -268,6 +268,55 @@ async fn check_exits_1_on_an_invariant_violation() {
 }
 
 #[tokio::test]
+async fn check_reports_a_damaged_file_as_a_violation_and_exits_1() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = Server::start(dir.path()).await;
+    let token = server.admin_token();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"name": "D", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 5}),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    server.terminate();
+    let db = dir.path().join("boxoffice.db");
+    // The last connection's close checkpointed the WAL into the file: the pages are all in it.
+    let (page, page_size): (i64, i64) = {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        (
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the table's page"),
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .expect("page size"),
+        )
+    };
+    // Scribble over the start of the events table's page (its b-tree header), as a failing disk
+    // might: every statement that reads events now meets a page SQLite cannot make sense of.
+    let mut bytes = std::fs::read(&db).expect("read");
+    let at = usize::try_from((page - 1) * page_size).expect("offset");
+    bytes[at..at + 64].fill(0xA5);
+    std::fs::write(&db, &bytes).expect("write");
+
+    let (code, out, err) = run_cli(&["check"], dir.path());
+    assert_eq!(code, 1, "a damaged file is a violation: {out} {err}");
+    assert!(out.contains("VIOLATION integrity"), "{out}");
+    assert!(out.trim_end().ends_with("FAILED"), "{out}");
+    let (code, out, _) = run_cli(&["check", "--json"], dir.path());
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json report");
+    assert_ne!(report["integrity"], "ok");
+}
+
+#[tokio::test]
 async fn bare_boxoffice_serves_demo_data_from_the_platform_data_dir() {
     let home = tempfile::tempdir().expect("dir");
     let port = free_port();
