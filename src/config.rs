@@ -350,8 +350,20 @@ impl Config {
                 bail!("http.allowed_origins: {o:?} is not an origin like https://shop.example.org");
             }
         }
-        if self.store.readers == 0 || self.store.max_batch == 0 || self.store.queue == 0 {
-            bail!("store.readers, store.max_batch and store.queue must be at least 1");
+        // Upper bounds too: the writer allocates its group and queue up front, and SQLite takes the
+        // busy timeout as a 32-bit count of milliseconds (a larger value panicked at start).
+        let st = &self.store;
+        if !(1..=64).contains(&st.readers)
+            || !(1..=100_000).contains(&st.max_batch)
+            || !(1..=1_000_000).contains(&st.queue)
+        {
+            bail!("store.readers must be from 1 to 64, store.max_batch from 1 to 100000, store.queue from 1 to 1000000");
+        }
+        if !(1..=600_000).contains(&st.busy_timeout_ms) {
+            bail!("store.busy_timeout_ms must be from 1 to 600000");
+        }
+        if h.worker_threads > 1024 {
+            bail!("http.worker_threads must be at most 1024 (0: one per core)");
         }
         if !(1..=24 * 365).contains(&self.idempotency.ttl_hours) {
             bail!("idempotency.ttl_hours must be from 1 to 8760");
@@ -498,6 +510,30 @@ mod tests {
         assert!(with(&["http://box"], &[]).is_err());
         assert!(with(&[], &["shop.example.org"]).is_err());
         assert!(with(&[], &["https://shop.example.org/path"]).is_err());
+    }
+
+    #[test]
+    fn sizes_the_writer_allocates_or_sqlite_narrows_are_bounded() {
+        let with = |toml_text: &str| {
+            toml::from_str::<Config>(toml_text)
+                .expect("parses")
+                .validate()
+        };
+        // Each of these crashed the start (a panic in SQLite's busy timeout, an allocation abort).
+        for bad in [
+            "[store]\nbusy_timeout_ms = 3000000000",
+            "[store]\nqueue = 1000000000000",
+            "[store]\nmax_batch = 1000000000000",
+            "[store]\nreaders = 100000",
+            "[http]\nworker_threads = 100000",
+        ] {
+            let e = with(bad).expect_err(bad);
+            assert!(e.to_string().contains("must be"), "{bad}: {e}");
+        }
+        assert!(
+            with("[store]\nqueue = 1000000\nmax_batch = 100000\nbusy_timeout_ms = 600000").is_ok()
+        );
+        assert!(with("[http]\nworker_threads = 0").is_ok());
     }
 
     #[test]

@@ -182,6 +182,7 @@ fn data_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
 
 /// Opens the database of an existing data dir (commands other than serve never create one).
 fn open_existing(cfg: &Config) -> anyhow::Result<App> {
+    cfg.validate()?;
     let db = data_dir(cfg)?.join(DB_FILE);
     if !db.exists() {
         bail!("no database at {}", db.display());
