@@ -337,6 +337,16 @@ fn digest_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// A fresh API token secret: `bo_` and 160 random bits in lower-case base32.
+pub fn new_token_secret() -> String {
+    format!(
+        "bo_{}",
+        data_encoding::BASE32_NOPAD
+            .encode(&random_bytes::<20>())
+            .to_lowercase()
+    )
+}
+
 /// SHA-256 of a token secret, hex: what the tokens table stores and looks up.
 fn hash_secret(secret: &str) -> String {
     stored_hash(&digest_secret(secret))
@@ -1068,6 +1078,19 @@ impl App {
     }
 
     pub fn create_token(&self, actor: &Actor, role: Role, name: &str) -> Result<NewToken> {
+        self.create_token_with_secret(actor, role, name, new_token_secret())
+    }
+
+    /// `create_token` with a secret made beforehand (`new_token_secret`), so the first start can put
+    /// it on disk before the token exists: a token whose secret never reached its file would be an
+    /// admin nobody can act as.
+    pub fn create_token_with_secret(
+        &self,
+        actor: &Actor,
+        role: Role,
+        name: &str,
+        secret: String,
+    ) -> Result<NewToken> {
         let name = name.trim().to_string();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -1075,12 +1098,6 @@ impl App {
                 "must be 1 to 100 printable characters",
             ));
         }
-        let secret = format!(
-            "bo_{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&random_bytes::<20>())
-                .to_lowercase()
-        );
         let hash = hash_secret(&secret);
         let id = TokenId::from_random(random_bytes());
         let actor = actor.clone();

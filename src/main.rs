@@ -244,17 +244,30 @@ fn ensure_admin_token(app: &App, dir: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
 
-    use std::os::unix::fs::OpenOptionsExt;
-    let t = app.create_token(&Actor::local("first-start"), Role::Admin, "admin")?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    writeln!(f, "{}", t.secret)?;
-    f.sync_all()?;
+    // The secret reaches its file (synced, owner-only) before the token exists: if the file cannot
+    // be written, no token is made and the next start tries again, where the other order left an
+    // admin whose secret nobody had.
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let secret = boxoffice::app::new_token_secret();
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        // `mode` applies only to a file it creates; one left there before may be readable by others.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        writeln!(f, "{secret}")?;
+        f.sync_all()
+    };
+    write().with_context(|| format!("writing {}", path.display()))?;
+    if let Err(e) =
+        app.create_token_with_secret(&Actor::local("first-start"), Role::Admin, "admin", secret)
+    {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.into());
+    }
     Ok(path)
 }
 

@@ -53,6 +53,56 @@ async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
 }
 
 #[tokio::test]
+async fn the_first_start_makes_its_admin_token_only_once_the_secret_is_on_disk_and_private() {
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("admin.token");
+    // Something is in the way of the file: the start fails, and makes no token.
+    std::fs::create_dir(&token_file).expect("a directory where the file goes");
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "the start fails");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("admin.token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, list, _) = run_cli(&["token", "list"], dir.path());
+    assert_eq!(code, 0);
+    assert!(
+        !list.contains("admin"),
+        "no admin nobody could act as: {list}"
+    );
+
+    // The way cleared, and a file left there before, readable by all: the next start writes the
+    // secret into it, owner-only, and the secret works.
+    std::fs::remove_dir(&token_file).expect("clear");
+    std::fs::write(&token_file, "stale\n").expect("stale file");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut server = Server::start(dir.path()).await;
+    let mode = std::fs::metadata(&token_file)
+        .expect("admin.token")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let r = reqwest::Client::new()
+        .get(server.url("/api/v1/admin/webhooks"))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200, "the written secret is the admin's");
+    server.terminate();
+}
+
+#[tokio::test]
 async fn token_commands_print_only_the_secret_and_revoke_works() {
     let dir = tempfile::tempdir().expect("dir");
     let server = Server::start(dir.path()).await;
