@@ -272,6 +272,32 @@ fn ensure_admin_token(app: &App, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 const LOG_FILE: &str = "boxoffice.log";
+const LOCK_FILE: &str = "serve.lock";
+
+/// One box serves a data dir: a second `serve` on it would run a second writer, outbox processor and
+/// offer timer on the same file. The lock (`flock` on `serve.lock`) is held until the process ends,
+/// however it ends, so a crash never leaves a stale lock behind. The other commands (`token`,
+/// `backup`, `check`) work beside a serving box and take no lock.
+fn hold_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another boxoffice is already serving {} (it holds {}); stop it first",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
 
 /// Serves the API; with `console` (and a terminal on standard output) also shows the operator
 /// console in this process, which then owns the terminal: logs go to `boxoffice.log` in the data
@@ -284,6 +310,7 @@ fn serve(
     cfg.validate()?;
     let dir = data_dir(&cfg)?;
     create_dir_private(&dir)?;
+    let _serving = hold_data_dir(&dir)?;
     let console = console.filter(|_| std::io::stdout().is_terminal());
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).context("log filter")?;
     let log_path = dir.join(LOG_FILE);

@@ -103,6 +103,34 @@ async fn the_first_start_makes_its_admin_token_only_once_the_secret_is_on_disk_a
 }
 
 #[tokio::test]
+async fn a_second_serve_on_a_served_data_dir_is_refused_and_the_first_keeps_serving() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut first = Server::start(dir.path()).await;
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already serving"), "{err}");
+    let health = reqwest::get(first.url("/health")).await.expect("health");
+    assert_eq!(health.status(), 200, "the first box is untouched");
+    // Commands beside a serving box still work.
+    let (code, _, _) = run_cli(&["token", "list"], dir.path());
+    assert_eq!(code, 0);
+    assert!(first.terminate().success());
+    // The lock goes with the process: the data dir can be served again.
+    let mut again = Server::start(dir.path()).await;
+    assert!(again.terminate().success());
+}
+
+#[tokio::test]
 async fn token_commands_print_only_the_secret_and_revoke_works() {
     let dir = tempfile::tempdir().expect("dir");
     let server = Server::start(dir.path()).await;
