@@ -702,7 +702,10 @@ fn key(m: &mut Model, ev: KeyEvent) -> Vec<Effect> {
                 return vec![];
             }
             KeyCode::Enter => return scan(m),
-            KeyCode::Esc if !m.door.input.is_empty() => {
+            // Esc only clears, even an empty input: had it left the door, the next scan's
+            // characters would have been read as keys (digits switching screens, letters opening
+            // dialogs) and the code cut short. Tab leaves.
+            KeyCode::Esc => {
                 m.door.input.clear();
                 return vec![];
             }

@@ -249,6 +249,15 @@ fn the_door_input_takes_every_typed_character_and_enter_scans() {
     update(&mut m, code(KeyCode::Esc));
     assert_eq!(m.door.input, "", "esc clears the input first");
     assert_eq!(m.screen, Screen::Door);
+    // On an empty input too: the door stays, so a scan that follows is read whole as a code.
+    update(&mut m, code(KeyCode::Esc));
+    assert_eq!(m.screen, Screen::Door, "esc never leaves the door");
+    typed(&mut m, "KOWN-5X3W");
+    assert_eq!(
+        (m.screen, m.door.input.as_str()),
+        (Screen::Door, "KOWN-5X3W")
+    );
+    update(&mut m, code(KeyCode::Esc));
     typed(&mut m, " ABCD-EFGH ");
     let fx = update(&mut m, code(KeyCode::Enter));
     assert_eq!(
