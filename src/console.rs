@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tui::{
     Action, AuditFilter, AuditRow, Backend, Dashboard, Data, Deliveries, Done, DoorResult,
-    EventDetail, EventFields, EventRow, EventState, Failure, Message, Millis, Origin,
+    EventChanges, EventDetail, EventFields, EventRow, EventState, Failure, Message, Millis, Origin,
     OutboxFigures, Query, Seat, SeatState,
 };
 
@@ -89,8 +89,7 @@ pub enum Call {
     CreateEvent(EventFields),
     UpdateEvent {
         id: String,
-        fields: Option<EventFields>,
-        capacity: Option<i64>,
+        changes: EventChanges,
     },
     Publish {
         id: String,
@@ -242,19 +241,14 @@ impl Transport for InProcess {
                 .map_err(invalid)?;
                 to_json(app.create_event(actor, new))
             }
-            Call::UpdateEvent {
-                id,
-                fields,
-                capacity,
-            } => {
-                let f = fields.as_ref();
+            Call::UpdateEvent { id, changes: c } => {
                 let patch = EventPatch::parse(
-                    f.map(|f| f.name.as_str()),
-                    f.map(|f| f.venue.as_str()),
+                    c.name.as_deref(),
+                    c.venue.as_deref(),
                     None,
-                    f.map(|f| f.starts_at.as_str()),
+                    c.starts_at.as_deref(),
                     None,
-                    f.map(|f| f.capacity).or(capacity),
+                    c.capacity,
                     None,
                     None,
                     None,
@@ -389,17 +383,21 @@ impl Http {
                     json!({"name": f.name, "venue": f.venue, "starts_at": f.starts_at, "capacity": f.capacity}),
                 ),
             ),
-            Call::UpdateEvent {
-                id,
-                fields,
-                capacity,
-            } => {
-                let body = match fields {
-                    Some(f) => {
-                        json!({"name": f.name, "venue": f.venue, "starts_at": f.starts_at, "capacity": f.capacity})
+            Call::UpdateEvent { id, changes: c } => {
+                // Only what changed: a field left out is left as it stands.
+                let mut body = serde_json::Map::new();
+                let fields = [
+                    ("name", c.name.map(Value::from)),
+                    ("venue", c.venue.map(Value::from)),
+                    ("starts_at", c.starts_at.map(Value::from)),
+                    ("capacity", c.capacity.map(Value::from)),
+                ];
+                for (key, value) in fields {
+                    if let Some(v) = value {
+                        body.insert(key.into(), v);
                     }
-                    None => json!({ "capacity": capacity }),
-                };
+                }
+                let body = Value::Object(body);
                 (
                     Method::PATCH,
                     format!("/api/v1/events/{}", q(&id)),
@@ -829,18 +827,16 @@ impl<T: Transport> Backend for Adapter<T> {
         let event = |v: Value| Done::Event(event_row(&v));
         match action.clone() {
             Action::CreateEvent(f) => self.call(Call::CreateEvent(f)).map(event),
-            Action::EditEvent { id, fields } => self
-                .call(Call::UpdateEvent {
-                    id,
-                    fields: Some(fields),
-                    capacity: None,
-                })
-                .map(event),
+            Action::EditEvent { id, changes } => {
+                self.call(Call::UpdateEvent { id, changes }).map(event)
+            }
             Action::SetCapacity { id, capacity } => self
                 .call(Call::UpdateEvent {
                     id,
-                    fields: None,
-                    capacity: Some(capacity),
+                    changes: EventChanges {
+                        capacity: Some(capacity),
+                        ..EventChanges::default()
+                    },
                 })
                 .map(event),
             Action::Publish { id } => self.call(Call::Publish { id }).map(event),

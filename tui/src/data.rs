@@ -235,6 +235,24 @@ pub struct EventFields {
     pub capacity: i64,
 }
 
+/// What an edit of an event changes: only the fields whose value differs from what the form showed
+/// when it opened, so a change made elsewhere meanwhile (seats added at another desk) is not put back
+/// by a save that did not touch it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventChanges {
+    pub name: Option<String>,
+    pub venue: Option<String>,
+    /// RFC 3339.
+    pub starts_at: Option<String>,
+    pub capacity: Option<i64>,
+}
+
+impl EventChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Everything the console can change. Each maps to one of the box's use cases, which writes the
 /// same audit rows as the API does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +260,7 @@ pub enum Action {
     CreateEvent(EventFields),
     EditEvent {
         id: String,
-        fields: EventFields,
+        changes: EventChanges,
     },
     SetCapacity {
         id: String,

@@ -24,8 +24,8 @@ pub mod view;
 
 pub use data::{
     Action, AuditFilter, AuditRow, Backend, Dashboard, Data, Deliveries, Done, DoorResult,
-    EventDetail, EventFields, EventRow, EventState, Failure, Latency, Message, Millis, Origin,
-    OutboxFigures, Query, Seat, SeatState, Traffic,
+    EventChanges, EventDetail, EventFields, EventRow, EventState, Failure, Latency, Message,
+    Millis, Origin, OutboxFigures, Query, Seat, SeatState, Traffic,
 };
 pub use model::{update, Effect, Model, Msg, Options};
 pub use term::{restore_terminal, Console, Handle};

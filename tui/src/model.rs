@@ -8,8 +8,9 @@ use std::collections::VecDeque;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
 use crate::data::{
-    Action, AuditFilter, AuditRow, Dashboard, Data, Deliveries, Done, DoorResult, EventDetail,
-    EventFields, EventRow, EventState, Failure, Message, Millis, Origin, Query, Seat, SeatState,
+    Action, AuditFilter, AuditRow, Dashboard, Data, Deliveries, Done, DoorResult, EventChanges,
+    EventDetail, EventFields, EventRow, EventState, Failure, Message, Millis, Origin, Query, Seat,
+    SeatState,
 };
 use crate::keys::{self, Command, Key, Screen};
 use crate::traffic;
@@ -217,6 +218,8 @@ pub enum FormKind {
     CreateEvent,
     EditEvent {
         id: String,
+        /// What the form showed when it opened: a save sends only what differs from it.
+        shown: EventFields,
     },
     Capacity {
         id: String,
@@ -881,8 +884,18 @@ fn command(m: &mut Model, c: Command) -> Vec<Effect> {
         }
         Command::EditEvent => {
             if let Some(e) = m.current_event().cloned() {
-                let kind = FormKind::EditEvent { id: e.id.clone() };
-                m.overlay = Some(Overlay::Form(event_form(kind, Some(&e))));
+                let form = event_form(FormKind::CreateEvent, Some(&e));
+                let shown = |i: usize| form.fields[i].value.trim().to_string();
+                let kind = FormKind::EditEvent {
+                    id: e.id.clone(),
+                    shown: EventFields {
+                        name: shown(0),
+                        venue: shown(1),
+                        starts_at: shown(2),
+                        capacity: e.capacity,
+                    },
+                };
+                m.overlay = Some(Overlay::Form(Form { kind, ..form }));
             }
             vec![]
         }
@@ -1271,13 +1284,22 @@ fn submit(m: &mut Model, mut f: Form) -> Vec<Effect> {
                 capacity,
             };
             match &f.kind {
-                FormKind::EditEvent { id } => (
-                    Action::EditEvent {
-                        id: id.clone(),
-                        fields,
-                    },
-                    format!("Saved {}", value(0)),
-                ),
+                FormKind::EditEvent { id, shown } => {
+                    let changed = |now: &String, then: &String| (now != then).then(|| now.clone());
+                    let changes = EventChanges {
+                        name: changed(&fields.name, &shown.name),
+                        venue: changed(&fields.venue, &shown.venue),
+                        starts_at: changed(&fields.starts_at, &shown.starts_at),
+                        capacity: (fields.capacity != shown.capacity).then_some(fields.capacity),
+                    };
+                    (
+                        Action::EditEvent {
+                            id: id.clone(),
+                            changes,
+                        },
+                        format!("Saved {}", value(0)),
+                    )
+                }
                 _ => (
                     Action::CreateEvent(fields),
                     format!("Created {} (draft)", value(0)),
@@ -1326,6 +1348,10 @@ fn submit(m: &mut Model, mut f: Form) -> Vec<Effect> {
         }
     };
     match built {
+        Ok((Action::EditEvent { changes, .. }, _)) if changes.is_empty() => {
+            m.say(Tone::Info, "nothing changed");
+            vec![]
+        }
         Ok((action, success)) => {
             f.error = None;
             dispatch(m, action, success, Some(f))

@@ -7,8 +7,8 @@ use fixtures::*;
 use tui::keys::Screen;
 use tui::model::{Counter, Overlay};
 use tui::{
-    update, Action, AuditFilter, Data, Done, DoorResult, Effect, EventState, Failure, Msg, Options,
-    Query,
+    update, Action, AuditFilter, Data, Done, DoorResult, Effect, EventChanges, EventState, Failure,
+    Msg, Options, Query,
 };
 
 fn opts() -> Options {
@@ -362,6 +362,49 @@ fn a_refused_form_comes_back_with_what_was_typed_and_why() {
     assert_eq!(
         f.error.as_deref(),
         Some("starts_at: must be an RFC 3339 date-time")
+    );
+}
+
+#[test]
+fn an_edit_sends_only_the_fields_it_changed() {
+    let mut m = on_events(opts());
+    // Jazz Night (capacity 40). Another desk may change its seats while this form is open: a save
+    // that did not touch them must not put the old figure back.
+    update(&mut m, key('e'));
+    update(&mut m, code(KeyCode::Tab));
+    typed(&mut m, " Annex");
+    let fx = update(&mut m, code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        [Effect::Act(Action::EditEvent {
+            id: "e-jazz".into(),
+            changes: EventChanges {
+                venue: Some(format!("{} Annex", events()[0].venue)),
+                ..EventChanges::default()
+            },
+        })]
+    );
+    // Saved unchanged: nothing is sent.
+    update(&mut m, key('e'));
+    assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+    assert!(m.overlay.is_none());
+    // The capacity, when it is what changed, goes alone.
+    update(&mut m, key('e'));
+    for _ in 0..3 {
+        update(&mut m, code(KeyCode::Tab));
+    }
+    update(&mut m, code(KeyCode::Backspace));
+    typed(&mut m, "5");
+    let fx = update(&mut m, code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        [Effect::Act(Action::EditEvent {
+            id: "e-jazz".into(),
+            changes: EventChanges {
+                capacity: Some(45),
+                ..EventChanges::default()
+            },
+        })]
     );
 }
 
