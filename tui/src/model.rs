@@ -517,6 +517,56 @@ impl Model {
         Some((len, sel))
     }
 
+    /// The ids of the rows selected in each list (events, seated, waitlist, messages, audit).
+    fn selected_ids(&self) -> [Option<String>; 5] {
+        [
+            self.visible_events()
+                .get(self.events_sel)
+                .map(|e| e.id.clone()),
+            self.visible_seated()
+                .get(self.seated_sel)
+                .map(|s| s.id.clone()),
+            self.visible_waitlist()
+                .get(self.waitlist_sel)
+                .map(|s| s.id.clone()),
+            self.visible_messages()
+                .get(self.deliveries_sel)
+                .map(|m| m.id.clone()),
+            self.visible_audit()
+                .get(self.audit_sel)
+                .map(|a| a.seq.to_string()),
+        ]
+    }
+
+    /// Moves each selection to the row it held before a reload, wherever that row now is; a row
+    /// that is gone leaves the selection where it was (then clamped).
+    fn reselect(&mut self, held: [Option<String>; 5]) {
+        fn find<'a, T: 'a>(
+            rows: Vec<&'a T>,
+            id: &Option<String>,
+            key: impl Fn(&T) -> String,
+        ) -> Option<usize> {
+            let id = id.as_ref()?;
+            rows.iter().position(|r| key(r) == *id)
+        }
+        let [event, seat, waiting, message, audit] = held;
+        if let Some(i) = find(self.visible_events(), &event, |e| e.id.clone()) {
+            self.events_sel = i;
+        }
+        if let Some(i) = find(self.visible_seated(), &seat, |s| s.id.clone()) {
+            self.seated_sel = i;
+        }
+        if let Some(i) = find(self.visible_waitlist(), &waiting, |s| s.id.clone()) {
+            self.waitlist_sel = i;
+        }
+        if let Some(i) = find(self.visible_messages(), &message, |m| m.id.clone()) {
+            self.deliveries_sel = i;
+        }
+        if let Some(i) = find(self.visible_audit(), &audit, |a| a.seq.to_string()) {
+            self.audit_sel = i;
+        }
+    }
+
     /// Keeps every selection inside its list after the list changed.
     fn clamp_selections(&mut self) {
         let clamp = |sel: &mut usize, len: usize| *sel = (*sel).min(len.saturating_sub(1));
@@ -600,6 +650,9 @@ fn loaded(m: &mut Model, query: Query, result: Result<Data, Failure>) {
         }
     };
     m.load_error = None;
+    // The rows selected before the reload, by identity: rows added or gone above them must not move
+    // the selection (and the action of the next key) onto someone else.
+    let held = m.selected_ids();
     match data {
         Data::Dashboard(d) => {
             m.rates.push(&d);
@@ -621,6 +674,7 @@ fn loaded(m: &mut Model, query: Query, result: Result<Data, Failure>) {
             }
         }
     }
+    m.reselect(held);
     m.clamp_selections();
 }
 

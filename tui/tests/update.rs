@@ -67,6 +67,29 @@ fn enter_opens_the_selected_event_and_esc_returns_to_the_list() {
 }
 
 #[test]
+fn the_selection_stays_on_its_event_when_rows_arrive_above_it() {
+    let mut m = on_events(opts());
+    update(&mut m, key('j'));
+    assert_eq!(m.visible_events()[m.events_sel].id, "e-gala");
+    // Another desk creates an event that sorts first; the reload must not move the selection (and
+    // the next `e` or `c`) onto a different event.
+    let mut rows = events();
+    let mut early = rows[0].clone();
+    early.id = "e-early".into();
+    early.name = "Early Bird".into();
+    rows.insert(0, early);
+    update(
+        &mut m,
+        Msg::Loaded(Query::Events, Ok(Data::Events(rows.clone()))),
+    );
+    assert_eq!(m.visible_events()[m.events_sel].id, "e-gala");
+    // A row that is gone leaves the selection in place, inside the list.
+    rows.retain(|e| e.id != "e-gala");
+    update(&mut m, Msg::Loaded(Query::Events, Ok(Data::Events(rows))));
+    assert!(m.events_sel < m.visible_events().len());
+}
+
+#[test]
 fn a_page_for_another_event_arriving_late_is_dropped() {
     let mut m = on_detail(opts());
     let mut other = detail();
