@@ -141,8 +141,13 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if out.exists() {
                 bail!("{} exists; choose a new file", out.display());
             }
-            let app = open_existing(&cfg)?;
-            app.backup(&out).context("backup")?;
+            cfg.validate()?;
+            let db = data_dir(&cfg)?.join(DB_FILE);
+            if !db.exists() {
+                bail!("no database at {}", db.display());
+            }
+            let busy = std::time::Duration::from_millis(cfg.store.busy_timeout_ms);
+            boxoffice::store::backup_file(&db, &out, busy).context("backup")?;
             eprintln!("backup written to {}", out.display());
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -303,19 +303,7 @@ impl Store {
     /// while the writer keeps committing.
     pub fn backup_to(&self, out: &Path) -> Result<(), StoreError> {
         let src = self.readers.get()?;
-        let mut dst = Connection::open(out)?;
-        let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
-        loop {
-            match backup.step(-1)? {
-                rusqlite::backup::StepResult::Done => break,
-                rusqlite::backup::StepResult::More => continue,
-                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        Ok(())
+        copy_into(&src, out)
     }
 
     /// Commands waiting for the writer right now.
@@ -417,6 +405,33 @@ pub(crate) fn decode<T>(
             format!("unexpected {what} {raw:?}").into(),
         )
     })
+}
+
+/// `boxoffice backup`: copies the file at `db` into `out` as it stands, schema version included. It
+/// opens the file without `Store::open`, which would first upgrade an older file in place; the
+/// backup taken before an upgrade must be of the old version (the README's upgrade steps).
+pub fn backup_file(db: &Path, out: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
+    let src = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    src.busy_timeout(busy_timeout)?;
+    copy_into(&src, out)
+}
+
+/// Online backup of `src` into a new file `out`: steps over all pages, so the copy is one consistent
+/// snapshot even while a writer keeps committing.
+fn copy_into(src: &Connection, out: &Path) -> Result<(), StoreError> {
+    let mut dst = Connection::open(out)?;
+    let backup = rusqlite::backup::Backup::new(src, &mut dst)?;
+    loop {
+        match backup.step(-1)? {
+            rusqlite::backup::StepResult::Done => break,
+            rusqlite::backup::StepResult::More => continue,
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    Ok(())
 }
 
 /// A read transaction on a reader connection, ended when dropped (also when `f` fails or panics, so

@@ -214,3 +214,34 @@ fn a_file_of_a_newer_schema_is_refused_and_left_alone() {
         .expect("version");
     assert_eq!(version, 99);
 }
+
+#[test]
+fn a_backup_of_an_older_file_is_of_that_version_and_leaves_it_as_it_was() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("boxoffice.db");
+    version_one_file(&db);
+    let before = std::fs::read(&db).expect("read");
+    let out = dir.path().join("before-upgrade.db");
+    let (code, _, err) =
+        crate::support::run_cli(&["backup", out.to_str().expect("utf-8 path")], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        before,
+        "the backup changed the file it copied"
+    );
+    let version = |p: &std::path::Path| -> i64 {
+        Connection::open(p)
+            .expect("open")
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    };
+    assert_eq!(
+        version(&out),
+        1,
+        "the copy is of the old version, to go back to"
+    );
+    // The new binary still upgrades the original when it opens it for real.
+    drop(App::open(&db, AppOptions::default()).expect("open upgrades"));
+    assert!(version(&db) > 1);
+}
