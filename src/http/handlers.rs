@@ -35,6 +35,8 @@ pub struct Ctx {
     pub app: Arc<App>,
     /// The OpenAPI document, rendered once at start.
     pub openapi: Bytes,
+    /// How long a whole request body may take to arrive (`http.body_read_timeout_secs`).
+    pub body_deadline: std::time::Duration,
 }
 
 /// The caller as the request presents it, before the token is checked.
@@ -405,14 +407,21 @@ fn unparsed_under_key(
 }
 
 /// The body of a request, read whole within the limits; a failure is a problem document: 408 when the
-/// client stopped sending, 413 over the limit, 400 otherwise.
+/// body did not arrive whole within `http.body_read_timeout_secs` (or stalled that long: the layer's
+/// gap timeout), 413 over the limit, 400 otherwise. The deadline is for the whole body: the layer
+/// alone restarts its clock at every chunk, so a body trickling in a byte at a time ran into the
+/// request timeout's 503 "outcome unknown" instead, holding its connection all the while.
 pub struct Body(pub Bytes);
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+impl axum::extract::FromRequest<Ctx> for Body {
     type Rejection = Problem;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
-        match Bytes::from_request(req, state).await {
+    async fn from_request(req: axum::extract::Request, state: &Ctx) -> Result<Self, Problem> {
+        let read = Bytes::from_request(req, state);
+        let Ok(read) = tokio::time::timeout(state.body_deadline, read).await else {
+            return Err(Problem::for_status(StatusCode::REQUEST_TIMEOUT));
+        };
+        match read {
             Ok(b) => Ok(Body(b)),
             Err(rejection) => {
                 let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);

@@ -133,6 +133,7 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
     let routes = routes.fallback(handlers::fallback).with_state(Ctx {
         app,
         openapi: document.into(),
+        body_deadline: Duration::from_secs(cfg.body_read_timeout_secs),
     });
 
     // Listed innermost first: each `.layer` wraps everything above it.

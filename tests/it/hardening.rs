@@ -151,6 +151,40 @@ fn a_body_that_stops_arriving_gets_408() {
 }
 
 #[test]
+fn a_body_that_trickles_in_gets_408_at_the_body_deadline_not_the_request_timeout() {
+    let t = spawn_app_with(HttpConfig {
+        body_read_timeout_secs: 2,
+        request_timeout_secs: 6,
+        ..HttpConfig::default()
+    });
+    let before = t.snapshot();
+    let mut s = TcpStream::connect(t.addr).expect("connect");
+    let head = format!(
+        "POST /api/v1/attendees HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        t.admin
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    // A byte every 300 ms for 9 s: never a gap of 2 s, never the whole body. The writer stops
+    // once the answer has come (the server may close the connection under it).
+    let mut w = s.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        for _ in 0..30 {
+            if w.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    // The bytes keep coming past the request timeout (6 s), so only a deadline on the whole body
+    // answers 408; without it this was the request timeout's 503 "outcome unknown".
+    let resp = read_all(&mut s);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(resp.contains("request_timeout"), "{resp}");
+    let _ = sender.join();
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
 fn idle_and_half_sent_connections_are_closed() {
     let t = spawn_app_with(HttpConfig {
         header_read_timeout_secs: 1,
