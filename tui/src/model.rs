@@ -792,6 +792,14 @@ fn scan(m: &mut Model) -> Vec<Effect> {
 
 fn filter_key(m: &mut Model, ev: KeyEvent) -> Vec<Effect> {
     let audit = m.screen == Screen::Audit;
+    // ctrl-c quits here too, as everywhere (`q` is text in a filter).
+    if ev.code == KeyCode::Char('c')
+        && ev
+            .modifiers
+            .contains(crossterm::event::KeyModifiers::CONTROL)
+    {
+        return command(m, Command::Quit);
+    }
     match ev.code {
         KeyCode::Enter => {
             m.editing_filter = false;

@@ -137,6 +137,10 @@ fn slash_filters_the_list_enter_keeps_it_esc_clears_it() {
     typed(&mut m, "draft");
     assert_eq!(m.visible_events().len(), 1);
     assert_eq!(m.visible_events()[0].status, EventState::Draft);
+    // q is text in a filter; ctrl-c still quits.
+    typed(&mut m, "q");
+    assert!(!m.quit);
+    assert_eq!(update(&mut m, ctrl('c')), [Effect::Quit]);
 }
 
 #[test]
