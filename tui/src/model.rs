@@ -272,6 +272,14 @@ pub struct Pending {
     pub form: Option<Form>,
 }
 
+/// A walk-up just sold at this console, for the page of the event it was sold for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastSale {
+    pub event_id: String,
+    pub ticket_code: String,
+    pub name: String,
+}
+
 /// The whole state of the console.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -293,8 +301,8 @@ pub struct Model {
     pub seated_sel: usize,
     pub waitlist_sel: usize,
     pub detail_filter: String,
-    /// The last walk-up sold here: its ticket, shown on the event's page.
-    pub last_sale: Option<(String, String)>,
+    /// The last walk-up sold here: its ticket, shown on its own event's page only.
+    pub last_sale: Option<LastSale>,
     pub door: Door,
     pub deliveries: Option<Deliveries>,
     pub deliveries_sel: usize,
@@ -703,7 +711,13 @@ fn acted(m: &mut Model, action: Action, result: Result<Done, Failure>) -> Vec<Ef
             let text = match done {
                 Done::Sold { name, ticket_code } => {
                     let text = format!("Sold: ticket {ticket_code} ({name})");
-                    m.last_sale = Some((ticket_code, name));
+                    if let Action::WalkUp { event_id, .. } = &action {
+                        m.last_sale = Some(LastSale {
+                            event_id: event_id.clone(),
+                            ticket_code,
+                            name,
+                        });
+                    }
                     text
                 }
                 Done::Retried { count } => {

@@ -535,7 +535,9 @@ fn detail(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
         return;
     };
     let e = &d.event;
-    let head_h = if m.last_sale.is_some() { 5 } else { 4 };
+    // The last walk-up sold here, if it was for this event.
+    let last_sale = m.last_sale.as_ref().filter(|s| s.event_id == d.event.id);
+    let head_h = if last_sale.is_some() { 5 } else { 4 };
     let [head, lists] =
         Layout::vertical([Constraint::Length(head_h), Constraint::Fill(1)]).areas(area);
     let mut lines = vec![
@@ -568,11 +570,11 @@ fn detail(m: &Model, f: &mut Frame, area: Rect, t: Theme) {
             e.checked_in
         )),
     ];
-    if let Some((code, name)) = &m.last_sale {
+    if let Some(sale) = last_sale {
         lines.push(Line::from(vec![
             Span::raw("last walk-up: ticket "),
-            Span::styled(code.clone(), t.bold()),
-            Span::raw(format!(" ({name})")),
+            Span::styled(sale.ticket_code.clone(), t.bold()),
+            Span::raw(format!(" ({})", sale.name)),
         ]));
     }
     f.render_widget(

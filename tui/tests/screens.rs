@@ -88,6 +88,24 @@ fn event_detail_after_a_walk_up() {
         ),
     );
     snap("detail_sold", &m);
+    assert!(text(&m, 120, 40).contains("last walk-up: ticket WXYZ"));
+    // Another event's page does not show this event's sale.
+    let mut other = detail();
+    other.event.id = "e-jazz".into();
+    other.event.name = "Jazz Night".into();
+    m.detail_id = Some("e-jazz".into());
+    update(
+        &mut m,
+        Msg::Loaded(
+            tui::Query::EventDetail {
+                id: "e-jazz".into(),
+            },
+            Ok(tui::Data::EventDetail(other)),
+        ),
+    );
+    let page = text(&m, 120, 40);
+    assert!(page.contains("Jazz Night"), "{page}");
+    assert!(!page.contains("last walk-up"), "{page}");
 }
 
 #[test]
