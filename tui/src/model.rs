@@ -314,7 +314,7 @@ pub struct Model {
     pub overlay: Option<Overlay>,
     pub status: Option<Status>,
     /// The last load failed: the box may be unreachable. Cleared by the next good load.
-    pub load_error: Option<String>,
+    pub load_error: Option<Failure>,
     pub in_flight: InFlight,
     pub pending: Vec<Pending>,
     pub quit: bool,
@@ -653,7 +653,7 @@ fn loaded(m: &mut Model, query: Query, result: Result<Data, Failure>) {
     let data = match result {
         Ok(d) => d,
         Err(f) => {
-            m.load_error = Some(f.message);
+            m.load_error = Some(f);
             return;
         }
     };

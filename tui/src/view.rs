@@ -92,14 +92,21 @@ pub fn view(m: &Model, f: &mut Frame) {
         Some(e) => {
             let [warn, rest] =
                 Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
+            // Silence and a refusal are told apart: a 403 is an answer, and the fix is a token
+            // of another role, not the network.
+            let said = if e.code == "unreachable" {
+                format!(
+                    "✗ no answer from the box: {} (showing the last figures)",
+                    e.message
+                )
+            } else {
+                format!(
+                    "✗ the box refused: {} (showing the last figures)",
+                    e.message
+                )
+            };
             f.render_widget(
-                Paragraph::new(Line::styled(
-                    fit(
-                        &format!("✗ no answer from the box: {e} (showing the last figures)"),
-                        warn.width as usize,
-                    ),
-                    t.bad(),
-                )),
+                Paragraph::new(Line::styled(fit(&said, warn.width as usize), t.bad())),
                 warn,
             );
             rest

@@ -269,6 +269,29 @@ fn box_unreachable() {
     snap("dashboard_unreachable", &m);
 }
 
+/// A refusal is an answer: a console whose token lacks the role says so, not "no answer".
+#[test]
+fn box_refuses_a_screen() {
+    let mut m = model(opts());
+    update(&mut m, Msg::Tick { now: NOW + 1_000 });
+    update(
+        &mut m,
+        Msg::Loaded(
+            tui::Query::Dashboard,
+            Err(Failure::new(
+                "forbidden",
+                "this route needs the admin role; the token is operator",
+            )),
+        ),
+    );
+    let page = text(&m, 120, 40);
+    assert!(
+        page.contains("✗ the box refused: this route needs the admin role"),
+        "{page}"
+    );
+    assert!(!page.contains("no answer"), "{page}");
+}
+
 #[test]
 fn terminal_too_small() {
     let m = model(opts());
