@@ -211,6 +211,8 @@ pub struct Confirm {
     pub mismatch: bool,
     /// Said in the footer when the box accepts it.
     pub success: String,
+    /// The form this confirms, if any: it comes back with the box's reason when the box refuses.
+    pub form: Option<Box<Form>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1019,6 +1021,7 @@ fn command(m: &mut Model, c: Command) -> Vec<Effect> {
                 typed: String::new(),
                 mismatch: false,
                 success: format!("{} is on sale", e.name),
+                form: None,
             }));
             vec![]
         }
@@ -1045,6 +1048,7 @@ fn command(m: &mut Model, c: Command) -> Vec<Effect> {
                 typed: String::new(),
                 mismatch: false,
                 success: format!("{} cancelled with {} registrations", e.name, e.active()),
+                form: None,
             }));
             vec![]
         }
@@ -1081,6 +1085,7 @@ fn command(m: &mut Model, c: Command) -> Vec<Effect> {
                 typed: String::new(),
                 mismatch: false,
                 success: format!("Cancelled the registration of {}", seat.attendee),
+                form: None,
             }));
             vec![]
         }
@@ -1151,6 +1156,7 @@ fn command(m: &mut Model, c: Command) -> Vec<Effect> {
                 typed: String::new(),
                 mismatch: false,
                 success: format!("{dead} messages sent back to pending"),
+                form: None,
             }));
             vec![]
         }
@@ -1266,8 +1272,8 @@ fn confirm_key(m: &mut Model, mut c: Confirm, ev: KeyEvent) -> Vec<Effect> {
     match &c.expect {
         None => match ev.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => {
-                let (action, success) = (c.action, c.success);
-                dispatch(m, action, success, None)
+                let (action, success, form) = (c.action, c.success, c.form);
+                dispatch(m, action, success, form.map(|f| *f))
             }
             // Anything else is "no": a stray key never confirms.
             _ => {
@@ -1282,8 +1288,8 @@ fn confirm_key(m: &mut Model, mut c: Confirm, ev: KeyEvent) -> Vec<Effect> {
             }
             KeyCode::Enter => {
                 if c.typed == *expect {
-                    let (action, success) = (c.action, c.success);
-                    dispatch(m, action, success, None)
+                    let (action, success, form) = (c.action, c.success, c.form);
+                    dispatch(m, action, success, form.map(|f| *f))
                 } else {
                     c.mismatch = true;
                     m.overlay = Some(Overlay::Confirm(c));
@@ -1417,6 +1423,7 @@ fn submit(m: &mut Model, mut f: Form) -> Vec<Effect> {
                     typed: String::new(),
                     mismatch: false,
                     success: "Sold".into(),
+                    form: Some(Box::new(f.clone())),
                 }));
                 return vec![];
             }

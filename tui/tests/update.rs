@@ -436,6 +436,31 @@ fn an_edit_sends_only_the_fields_it_changed() {
 }
 
 #[test]
+fn a_refused_sale_ahead_of_the_waitlist_comes_back_with_the_name_typed() {
+    let mut m = on_detail(opts());
+    update(&mut m, key('W'));
+    typed(&mut m, "Override Person");
+    assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+    assert!(
+        matches!(m.overlay, Some(Overlay::Confirm(_))),
+        "its own confirmation"
+    );
+    let fx = update(&mut m, key('y'));
+    let Some(Effect::Act(action)) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    update(
+        &mut m,
+        Msg::Acted(action, Err(Failure::new("sold_out", "every seat is taken"))),
+    );
+    let Some(Overlay::Form(f)) = &m.overlay else {
+        panic!("the form is not back: {:?}", m.overlay)
+    };
+    assert_eq!(f.fields[0].value, "Override Person");
+    assert_eq!(f.error.as_deref(), Some("every seat is taken"));
+}
+
+#[test]
 fn read_only_hides_actions_but_keeps_the_door() {
     let ro = Options {
         read_only: true,
