@@ -132,8 +132,14 @@ pub async fn serve(
                 let strikes = strikes.clone();
                 async move {
                     let mut resp = answer.await?;
-                    if is_strike(&resp) && strikes.strike(peer.ip()) {
-                        // Banned now: this answer is its last on this connection.
+                    // Banned now, by this answer's strike or one on another of the address's
+                    // connections: this answer is the last on this connection.
+                    let banned = if is_strike(&resp) {
+                        strikes.strike(peer.ip())
+                    } else {
+                        strikes.banned(peer.ip())
+                    };
+                    if banned {
                         resp.headers_mut()
                             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
                     }

@@ -274,6 +274,63 @@ async fn an_address_that_keeps_sending_oversized_heads_is_shut_out_and_its_neigh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_closes_the_addresss_other_open_connections_after_their_next_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = banning(3, RateLimitConfig::default(), clock());
+    let hostile = [127, 0, 0, 12];
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((hostile, 0)))
+        .expect("bind");
+    let mut kept = socket.connect(t.addr).await.expect("connect");
+    let ask = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    // One answer on a keep-alive connection: read up to its end (the body is JSON, `}` last).
+    async fn answer(s: &mut tokio::net::TcpStream) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+                .await
+                .expect("an answer within 10 s")
+                .expect("read");
+            out.extend_from_slice(&buf[..n]);
+            if n == 0 || out.ends_with(b"}") {
+                return String::from_utf8_lossy(&out).into_owned();
+            }
+        }
+    }
+    kept.write_all(ask.as_bytes()).await.expect("write");
+    let first = answer(&mut kept).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(
+        !first.to_lowercase().contains("connection: close"),
+        "{first}"
+    );
+    // Three bodies over the limit from the same address, on other connections: banned.
+    let oversized = "POST /api/v1/attendees HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 999999\r\nConnection: close\r\n\r\n";
+    for i in 0..3 {
+        assert_eq!(raw_status(&t, hostile, oversized).await, Some(413), "#{i}");
+    }
+    assert_eq!(raw_status(&t, hostile, HEALTH).await, None, "banned");
+    // The connection opened before the ban gets its next answer, and it is the last.
+    kept.write_all(ask.as_bytes()).await.expect("write");
+    let last = answer(&mut kept).await;
+    assert!(last.starts_with("HTTP/1.1 200"), "{last}");
+    assert!(last.to_lowercase().contains("connection: close"), "{last}");
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        kept.read_to_end(&mut rest),
+    )
+    .await
+    .expect("closed within 10 s");
+    assert!(
+        n.is_err() || rest.is_empty(),
+        "nothing after the last answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_refusals_ban_the_address_and_a_tokens_refusals_do_not() {
     let limits = RateLimitConfig {
         anonymous_per_minute: 2,
