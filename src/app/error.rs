@@ -86,7 +86,8 @@ impl Conflict {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    #[error("invalid input")]
+    /// Displayed with its fields (the command line shows only this text).
+    #[error("invalid input: {}", fields(.0))]
     Invalid(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -133,3 +134,12 @@ impl From<StoreError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `name: must be ...; email: ...`
+fn fields(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -178,6 +178,15 @@ async fn token_commands_print_only_the_secret_and_revoke_works() {
         dir.path(),
     );
     assert_ne!(code, 0, "an active name is not given twice");
+    let (code, _, err) = run_cli(
+        &["token", "create", "--role", "kiosk", "--name", "  "],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("name: must be 1 to 100 printable characters"),
+        "a refusal names the field and the rule: {err}"
+    );
 
     // The door's hot path trusts a token it saw within the last second (no database read per scan).
     let scan = |t: &str| {
