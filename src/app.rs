@@ -1295,10 +1295,6 @@ impl App {
         probed
     }
 
-    pub fn backup(&self, out: &Path) -> Result<()> {
-        Ok(self.store.backup_to(out)?)
-    }
-
     /// Integrity and invariants I1-I4 over the whole file.
     pub fn check(&self) -> Result<CheckReport> {
         Ok(self.store.read(store::check::run)?)

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,10 @@ struct Record {
 /// The monotonic clock bans are measured on (the app's, so tests drive it).
 type Monotonic = Box<dyn Fn() -> Duration + Send + Sync>;
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 pub struct Bans {
     /// Where strikes and bans are counted (`None` in unit tests).
     metrics: Option<Arc<Metrics>>,
@@ -50,6 +55,9 @@ pub struct Bans {
     window: Duration,
     ban: Duration,
     map: Mutex<HashMap<IpAddr, Record>>,
+    /// When the latest ban ends (nanoseconds on `clock`): past it no address is banned, and
+    /// `banned`, asked on every answer, skips the map's lock.
+    bans_end: AtomicU64,
 }
 
 impl std::fmt::Debug for Bans {
@@ -79,6 +87,7 @@ impl Bans {
             window: Duration::from_secs(cfg.ban_window_secs),
             ban: Duration::from_secs(cfg.ban_secs),
             map: Mutex::default(),
+            bans_end: AtomicU64::new(0),
         }
     }
 
@@ -96,6 +105,9 @@ impl Bans {
             return false;
         }
         let now = (self.clock)();
+        if nanos(now) >= self.bans_end.load(Ordering::SeqCst) {
+            return false;
+        }
         let key = super::ratelimit::ip_key(ip);
         let banned = self
             .lock()
@@ -150,6 +162,9 @@ impl Bans {
         }
         r.strikes += 1;
         if r.strikes >= self.strikes {
+            // Raised before the record, so `banned` never skips a ban it could see in the map.
+            self.bans_end
+                .fetch_max(nanos(now + self.ban), Ordering::SeqCst);
             r.banned_until = Some(now + self.ban);
             tracing::warn!(
                 address = %key,

@@ -299,13 +299,6 @@ impl Store {
         self.writer.execute_async(guard, f).await
     }
 
-    /// Online backup into `out`: one step over all pages, so the copy is one consistent snapshot even
-    /// while the writer keeps committing.
-    pub fn backup_to(&self, out: &Path) -> Result<(), StoreError> {
-        let src = self.readers.get()?;
-        copy_into(&src, out)
-    }
-
     /// Commands waiting for the writer right now.
     pub fn writer_queue(&self) -> usize {
         self.writer.queued()
@@ -411,9 +404,11 @@ pub(crate) fn decode<T>(
 /// opens the file without `Store::open`, which would first upgrade an older file in place; the
 /// backup taken before an upgrade must be of the old version (the README's upgrade steps).
 pub fn backup_file(db: &Path, out: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
+    // Read-only: closing the last connection to a file whose box has stopped would otherwise
+    // checkpoint a WAL left beside it into the file this promises to leave alone.
     let src = Connection::open_with_flags(
         db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     src.busy_timeout(busy_timeout)?;
     copy_into(&src, out)

@@ -7,6 +7,22 @@ use serde_json::json;
 
 use crate::support::{bin, free_port, run_cli, Server};
 
+/// Creates a draft event on `server` with its admin token; answers its id.
+async fn create_event(server: &Server, name: &str, capacity: i64) -> String {
+    let r = reqwest::Client::new()
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(server.admin_token())
+        .json(&json!({"name": name, "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": capacity}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
 #[tokio::test]
 async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().expect("dir");
@@ -22,18 +38,7 @@ async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
     );
     let token = server.admin_token();
     let client = reqwest::Client::new();
-    let r = client
-        .post(server.url("/api/v1/events"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Kept", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 3}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(r.status(), 201);
-    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = create_event(&server, "Kept", 3).await;
 
     let status = server.terminate();
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
@@ -232,19 +237,7 @@ async fn backup_while_serving_gives_a_file_that_passes_check() {
     let server = Server::start(dir.path()).await;
     let token = server.admin_token();
     let client = reqwest::Client::new();
-    let event = client
-        .post(server.url("/api/v1/events"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "B", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 20}))
-        .send()
-        .await
-        .expect("create")
-        .json::<serde_json::Value>()
-        .await
-        .expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let event = create_event(&server, "B", 20).await;
     client
         .post(server.url(&format!("/api/v1/events/{event}/publish")))
         .bearer_auth(&token)
@@ -302,27 +295,13 @@ async fn backup_while_serving_gives_a_file_that_passes_check() {
 async fn check_exits_1_on_an_invariant_violation() {
     let dir = tempfile::tempdir().expect("dir");
     let mut server = Server::start(dir.path()).await;
-    let token = server.admin_token();
-    let client = reqwest::Client::new();
-    let event = client
-        .post(server.url("/api/v1/events"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"name": "C", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 1}),
-        )
-        .send()
-        .await
-        .expect("create")
-        .json::<serde_json::Value>()
-        .await
-        .expect("json");
+    let event_id = create_event(&server, "C", 1).await;
     server.terminate();
     let (code, out, _) = run_cli(&["check"], dir.path());
     assert_eq!(code, 0, "{out}");
 
     // Oversell behind the app's back: two confirmed seats on a one-seat event.
     let conn = rusqlite::Connection::open(dir.path().join("boxoffice.db")).expect("open");
-    let event_id = event["id"].as_str().expect("id");
     for i in 0..2 {
         conn.execute(
             "INSERT INTO attendees (id, name, created_at) VALUES (?1, 'X', 0)",
@@ -335,7 +314,7 @@ async fn check_exits_1_on_an_invariant_violation() {
             [
                 format!("10000000-0000-4000-8000-00000000000{i}"),
                 format!("CODE{i}"),
-                event_id.to_string(),
+                event_id.clone(),
                 format!("00000000-0000-4000-8000-00000000000{i}"),
             ],
         )
@@ -358,18 +337,7 @@ async fn check_exits_1_on_an_invariant_violation() {
 async fn check_reports_a_damaged_file_as_a_violation_and_exits_1() {
     let dir = tempfile::tempdir().expect("dir");
     let mut server = Server::start(dir.path()).await;
-    let token = server.admin_token();
-    let client = reqwest::Client::new();
-    let r = client
-        .post(server.url("/api/v1/events"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"name": "D", "venue": "V", "starts_at": "2030-01-01T00:00:00Z", "capacity": 5}),
-        )
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(r.status(), 201);
+    create_event(&server, "D", 5).await;
     server.terminate();
     let db = dir.path().join("boxoffice.db");
     // The last connection's close checkpointed the WAL into the file: the pages are all in it.

@@ -94,16 +94,21 @@ pub fn view(m: &Model, f: &mut Frame) {
                 Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
             // Silence and a refusal are told apart: a 403 is an answer, and the fix is a token
             // of another role, not the network.
-            let said = if e.code == "unreachable" {
-                format!(
-                    "✗ no answer from the box: {} (showing the last figures)",
-                    e.message
-                )
-            } else {
-                format!(
+            let said = match e.code.as_str() {
+                // Nothing came back, or nothing the box would send (a proxy's page, say).
+                "unreachable" | "bad_answer" => {
+                    format!(
+                        "✗ no answer from the box: {} (showing the last figures)",
+                        e.message
+                    )
+                }
+                "internal" | "storage_unavailable" | "outcome_unknown" => {
+                    format!("✗ the box failed: {} (showing the last figures)", e.message)
+                }
+                _ => format!(
                     "✗ the box refused: {} (showing the last figures)",
                     e.message
-                )
+                ),
             };
             f.render_widget(
                 Paragraph::new(Line::styled(fit(&said, warn.width as usize), t.bad())),
@@ -212,7 +217,7 @@ fn hints(m: &Model, width: usize, t: Theme) -> Line<'static> {
     if m.screen == Screen::Door {
         for (k, what) in [
             ("enter", "check in"),
-            ("esc", "clear/back"),
+            ("esc", "clear"),
             ("tab", "screens"),
             ("F1", "help"),
             ("ctrl-c", "quit"),
