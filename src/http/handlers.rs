@@ -407,10 +407,9 @@ fn unparsed_under_key(
 }
 
 /// The body of a request, read whole within the limits; a failure is a problem document: 408 when the
-/// body did not arrive whole within `http.body_read_timeout_secs` (or stalled that long: the layer's
-/// gap timeout), 413 over the limit, 400 otherwise. The deadline is for the whole body: the layer
-/// alone restarts its clock at every chunk, so a body trickling in a byte at a time ran into the
-/// request timeout's 503 "outcome unknown" instead, holding its connection all the while.
+/// body did not arrive whole within `http.body_read_timeout_secs` (a stalled body included), 413 over
+/// the limit, 400 otherwise. The deadline is for the whole body, not for each chunk: a body trickling
+/// in a byte at a time must not hold its connection until the request timeout's 503.
 pub struct Body(pub Bytes);
 
 impl axum::extract::FromRequest<Ctx> for Body {
@@ -418,21 +417,10 @@ impl axum::extract::FromRequest<Ctx> for Body {
 
     async fn from_request(req: axum::extract::Request, state: &Ctx) -> Result<Self, Problem> {
         let read = Bytes::from_request(req, state);
-        let Ok(read) = tokio::time::timeout(state.body_deadline, read).await else {
-            return Err(Problem::for_status(StatusCode::REQUEST_TIMEOUT));
-        };
-        match read {
-            Ok(b) => Ok(Body(b)),
-            Err(rejection) => {
-                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
-                while let Some(e) = source {
-                    if e.is::<tower_http::timeout::TimeoutError>() {
-                        return Err(Problem::for_status(StatusCode::REQUEST_TIMEOUT));
-                    }
-                    source = e.source();
-                }
-                Err(Problem::for_status(rejection.status()))
-            }
+        match tokio::time::timeout(state.body_deadline, read).await {
+            Err(_) => Err(Problem::for_status(StatusCode::REQUEST_TIMEOUT)),
+            Ok(Ok(b)) => Ok(Body(b)),
+            Ok(Err(rejection)) => Err(Problem::for_status(rejection.status())),
         }
     }
 }

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -139,9 +139,6 @@ pub fn router(app: Arc<App>, cfg: &HttpConfig) -> Router {
     // Listed innermost first: each `.layer` wraps everything above it.
     routes
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-            cfg.body_read_timeout_secs,
-        )))
         // Time inside the box: a write still queued for the writer may commit after this answer, so
         // it is a 503 "outcome unknown", never a 4xx that would claim nothing changed.
         .layer(TimeoutLayer::with_status_code(

@@ -23,6 +23,20 @@ async fn create_event(server: &Server, name: &str, capacity: i64) -> String {
         .to_string()
 }
 
+/// Runs `serve` on `dir` to completion, for the starts that must fail; answers what it printed.
+fn serve_once(dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .expect("run")
+}
+
 #[tokio::test]
 async fn serve_writes_a_private_admin_token_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().expect("dir");
@@ -63,16 +77,7 @@ async fn the_first_start_makes_its_admin_token_only_once_the_secret_is_on_disk_a
     let token_file = dir.path().join("admin.token");
     // Something is in the way of the file: the start fails, and makes no token.
     std::fs::create_dir(&token_file).expect("a directory where the file goes");
-    let out = std::process::Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("run");
+    let out = serve_once(dir.path());
     assert!(!out.status.success(), "the start fails");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("admin.token"),
@@ -111,16 +116,7 @@ async fn the_first_start_makes_its_admin_token_only_once_the_secret_is_on_disk_a
 async fn a_second_serve_on_a_served_data_dir_is_refused_and_the_first_keeps_serving() {
     let dir = tempfile::tempdir().expect("dir");
     let mut first = Server::start(dir.path()).await;
-    let out = std::process::Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("run");
+    let out = serve_once(dir.path());
     assert_eq!(out.status.code(), Some(2), "refused");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already serving"), "{err}");
