@@ -94,6 +94,9 @@ pub struct HttpConfig {
     pub write_timeout_secs: u64,
     pub request_timeout_secs: u64,
     pub max_connections: usize,
+    /// Connections one client address may hold at once; unset, half of `max_connections` (rounded
+    /// up), so one address alone can never take every slot (I8).
+    pub max_connections_per_address: Option<usize>,
     pub blocking_threads: usize,
     pub worker_threads: usize,
     pub gzip: bool,
@@ -113,6 +116,15 @@ pub struct HttpConfig {
     /// Web origins (`https://shop.example.org`) whose pages may write, besides the allowed hosts.
     pub allowed_origins: Vec<String>,
     pub rate_limit: RateLimitConfig,
+}
+
+impl HttpConfig {
+    /// How many connections one client address may hold at once.
+    pub fn per_address_cap(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or(self.max_connections.div_ceil(2))
+            .max(1)
+    }
 }
 
 /// `[http.rate_limit]`: requests per minute per caller, by the caller's class; 0 means no limit.
@@ -201,6 +213,7 @@ impl Default for HttpConfig {
             write_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 1024,
+            max_connections_per_address: None,
             blocking_threads: 128,
             worker_threads: 0,
             gzip: true,
@@ -320,6 +333,14 @@ impl Config {
         if !(1..=100_000).contains(&h.max_connections) || !(1..=4096).contains(&h.blocking_threads)
         {
             bail!("http.max_connections must be from 1 to 100000, http.blocking_threads from 1 to 4096");
+        }
+        if h.max_connections_per_address
+            .is_some_and(|n| !(1..=h.max_connections).contains(&n))
+        {
+            bail!(
+                "http.max_connections_per_address must be from 1 to http.max_connections ({})",
+                h.max_connections
+            );
         }
         if h.header_read_timeout_secs == 0
             || h.request_timeout_secs == 0
@@ -534,6 +555,34 @@ mod tests {
             with("[store]\nqueue = 1000000\nmax_batch = 100000\nbusy_timeout_ms = 600000").is_ok()
         );
         assert!(with("[http]\nworker_threads = 0").is_ok());
+    }
+
+    #[test]
+    fn one_address_gets_half_the_connections_unless_told_otherwise() {
+        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).expect("parses");
+        assert_eq!(Config::default().http.per_address_cap(), 512);
+        assert_eq!(
+            with("[http]\nmax_connections = 5").http.per_address_cap(),
+            3
+        );
+        assert_eq!(
+            with("[http]\nmax_connections = 1").http.per_address_cap(),
+            1
+        );
+        let set = with("[http]\nmax_connections = 100\nmax_connections_per_address = 100");
+        assert_eq!(set.http.per_address_cap(), 100);
+        assert!(set.validate().is_ok());
+        for bad in [
+            "[http]\nmax_connections_per_address = 0",
+            "[http]\nmax_connections = 100\nmax_connections_per_address = 101",
+        ] {
+            let e = with(bad).validate().expect_err(bad);
+            assert!(
+                e.to_string()
+                    .contains("max_connections_per_address must be"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -215,6 +215,9 @@ pub enum Refused {
     Banned,
     /// Every connection slot was taken (`http.max_connections`).
     OverCapacity,
+    /// Its address already held as many connections as one address may
+    /// (`http.max_connections_per_address`).
+    AddressFull,
 }
 
 /// What the HTTP layer did against clients that break the protocol or crowd the box (I8).
@@ -224,6 +227,7 @@ struct GuardSeries {
     bans: AtomicU64,
     refused_banned: AtomicU64,
     refused_over_capacity: AtomicU64,
+    refused_address_full: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -283,6 +287,7 @@ impl Metrics {
         let counter = match why {
             Refused::Banned => &self.guard.refused_banned,
             Refused::OverCapacity => &self.guard.refused_over_capacity,
+            Refused::AddressFull => &self.guard.refused_address_full,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -424,11 +429,12 @@ fn render_guard(out: &mut String, m: &Metrics) {
         out,
         name,
         "counter",
-        "Connections closed as soon as they were accepted: their address is banned, or every connection slot (http.max_connections) was taken.",
+        "Connections closed as soon as they were accepted: their address is banned, every connection slot (http.max_connections) was taken, or their address held its share (http.max_connections_per_address).",
     );
     for (reason, counter) in [
         ("banned", &g.refused_banned),
         ("over_capacity", &g.refused_over_capacity),
+        ("address_full", &g.refused_address_full),
     ] {
         let n = counter.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");

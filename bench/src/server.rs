@@ -28,7 +28,8 @@ pub const CONFIG_TOML: &str = r#"# boxoffice-bench: the server config of this ru
 log = "warn"
 
 [http]
-# Raised from 1024 so the connection cap never limits a scenario.
+# Raised from 1024 so the connection cap never limits a scenario (one address, the benchmark's, may
+# hold half of them: 2048).
 max_connections = 4096
 
 # The benchmark sends from one address with one token per role: every class gets a limit far above

@@ -504,14 +504,17 @@ async fn launch(attack: Attack, ctx: Ctx) {
         }
         Attack::ConnectionFlood => {
             // 1,500 connections, 500 a second: paced so the kernel's accept queue does not overflow
-            // (a burst leaves most of them half-open in the kernel, never reaching the server).
+            // (a burst leaves most of them half-open in the kernel, never reaching the server). From
+            // three addresses, 500 each: within one address's share (half of the 1,024 slots), so
+            // what they run into is the cap on all connections.
             for i in 0..1500u64 {
-                set.spawn(hold_idle(ctx.clone(), Duration::from_millis(i * 2)));
+                let from = [127, 0, 0, 2 + (i % 3) as u8];
+                set.spawn(hold_idle(ctx.clone(), from, Duration::from_millis(i * 2)));
             }
         }
         Attack::DescriptorBurst => {
             for _ in 0..1000 {
-                set.spawn(hold_idle(ctx.clone(), Duration::ZERO));
+                set.spawn(hold_idle(ctx.clone(), ATTACKER_ADDRESS, Duration::ZERO));
             }
         }
     }
@@ -728,13 +731,21 @@ async fn small_window_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
 const ATTACKER_ADDRESS: [u8; 4] = [127, 0, 0, 2];
 
 fn attacker_socket() -> std::io::Result<tokio::net::TcpSocket> {
+    socket_from(ATTACKER_ADDRESS)
+}
+
+fn socket_from(from: [u8; 4]) -> std::io::Result<tokio::net::TcpSocket> {
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((ATTACKER_ADDRESS, 0)))?;
+    socket.bind(SocketAddr::from((from, 0)))?;
     Ok(socket)
 }
 
 async fn attacker_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    attacker_socket()?.connect(addr).await
+    connect_from(ATTACKER_ADDRESS, addr).await
+}
+
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpStream> {
+    socket_from(from)?.connect(addr).await
 }
 
 /// Pipelines many requests for a large list and never reads an answer. With the admin token (no
@@ -830,10 +841,10 @@ async fn pipelined_flood(ctx: Ctx) {
 
 /// Opens a connection and sends nothing; when the server answers (503 over the cap) or hangs up,
 /// it opens another.
-async fn hold_idle(ctx: Ctx, start_after: Duration) {
+async fn hold_idle(ctx: Ctx, from: [u8; 4], start_after: Duration) {
     tokio::time::sleep(start_after).await;
     while !ctx.stopped() {
-        let mut s = match attacker_connect(ctx.addr).await {
+        let mut s = match connect_from(from, ctx.addr).await {
             Ok(s) => s,
             Err(_) => {
                 ctx.tally.add("connect failed", 1);

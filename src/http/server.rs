@@ -4,11 +4,14 @@
 //! timeout that also closes idle keep-alive connections (slowloris), and an accept loop that survives
 //! running out of file descriptors instead of stopping for good. A write that makes no progress for
 //! `http.write_timeout_secs` closes the connection, so clients that never read cannot hold slots.
-//! An address that keeps sending what has to be refused is banned for a while (see `bans`).
+//! An address that keeps sending what has to be refused is banned for a while (see `bans`), and no
+//! address may hold more than its share of the slots (`http.max_connections_per_address`): one
+//! client opening connections and leaving them idle cannot shut out the others.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -32,13 +35,13 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The answer to a connection over the cap, written raw: the connection never reaches hyper.
-fn over_capacity_response() -> Vec<u8> {
+/// The answer to a connection over a cap, written raw: the connection never reaches hyper.
+fn over_capacity_response(detail: &str) -> Vec<u8> {
     let body = super::problem::Problem::new(
         hyper::StatusCode::SERVICE_UNAVAILABLE,
         "too_many_connections",
         "Too many connections",
-        "the box is serving as many connections as it is configured for; retry shortly",
+        detail,
     )
     .to_bytes();
     let mut out = format!(
@@ -51,6 +54,48 @@ fn over_capacity_response() -> Vec<u8> {
     .into_bytes();
     out.extend_from_slice(&body);
     out
+}
+
+/// The connections each client address holds, against the cap for one address. Addresses are
+/// counted as the rate limits and bans count them (IPv6 per /64).
+struct AddressSlots {
+    held: Mutex<HashMap<IpAddr, usize>>,
+    cap: usize,
+}
+
+/// One connection counted against its address; the count goes down when it is dropped.
+struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    ip: IpAddr,
+}
+
+impl AddressSlots {
+    /// A slot for one more connection from `ip`, or `None` when it holds `cap` already.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(ip).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n -= 1;
+            // Addresses come and go: only those holding a connection stay in the map.
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Answers 503 and closes without waiting on the client: the request is drained briefly first, so
@@ -91,7 +136,17 @@ pub async fn serve(
         .max_headers(cfg.max_headers)
         .keep_alive(true);
     let http = Arc::new(http);
-    let over_capacity = Arc::new(over_capacity_response());
+    let over_capacity = Arc::new(over_capacity_response(
+        "the box is serving as many connections as it is configured for; retry shortly",
+    ));
+    let address_full = Arc::new(over_capacity_response(
+        "this address holds as many open connections as one address may \
+         (http.max_connections_per_address); close idle ones or retry shortly",
+    ));
+    let per_address = Arc::new(AddressSlots {
+        held: Mutex::default(),
+        cap: cfg.per_address_cap(),
+    });
     let write_timeout = Duration::from_secs(cfg.write_timeout_secs);
     tokio::pin!(shutdown);
 
@@ -117,6 +172,13 @@ pub async fn serve(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics.record_refused_connection(Refused::OverCapacity);
             tokio::spawn(refuse(stream, over_capacity.clone()));
+            continue;
+        };
+        // There is room, but not for this address: it holds its share already.
+        let Some(address_slot) = per_address.take(super::ratelimit::ip_key(peer.ip())) else {
+            drop(permit);
+            metrics.record_refused_connection(Refused::AddressFull);
+            tokio::spawn(refuse(stream, address_full.clone()));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -164,7 +226,7 @@ pub async fn serve(
                     let _ = conn.await;
                 }
             }
-            drop(permit);
+            drop((permit, address_slot));
         });
     }
 

@@ -41,6 +41,7 @@ fn healthy_within(t: &TestApp, bound: Duration) -> bool {
 fn a_connection_over_the_cap_gets_a_readable_503_and_slots_free_on_close() {
     let t = spawn_app_with(HttpConfig {
         max_connections: 2,
+        max_connections_per_address: Some(2),
         ..HttpConfig::default()
     });
     let a = TcpStream::connect(t.addr).expect("a");
@@ -86,6 +87,7 @@ fn a_connection_over_the_cap_gets_a_readable_503_and_slots_free_on_close() {
 fn clients_that_never_read_lose_their_slots_after_the_write_timeout() {
     let t = spawn_app_with(HttpConfig {
         max_connections: 2,
+        max_connections_per_address: Some(2),
         write_timeout_secs: 1,
         ..HttpConfig::default()
     });

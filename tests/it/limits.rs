@@ -365,3 +365,82 @@ async fn anonymous_refusals_ban_the_address_and_a_tokens_refusals_do_not() {
     // before anything is read.
     assert_eq!(raw_status(&t, [127, 0, 0, 5], &with_token).await, None);
 }
+
+/// A connection from `from`, opened and left idle (it holds its slot until the header read timeout).
+async fn idle_from(t: &TestApp, from: [u8; 4]) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((from, 0)))
+        .expect("bind");
+    socket.connect(t.addr).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holding_its_share_of_connections_cannot_shut_out_the_others() {
+    let cfg = HttpConfig {
+        max_connections: 8,
+        max_connections_per_address: Some(3),
+        header_read_timeout_secs: 60,
+        ..HttpConfig::default()
+    };
+    let t = spawn_app_full(cfg, clock());
+    let hog = [127, 0, 0, 21];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(idle_from(&t, hog).await);
+    }
+    // Each new connection is counted when the server accepts it: wait until the three are in.
+    let mut answer = None;
+    for _ in 0..100 {
+        answer = raw_status(&t, hog, HEALTH).await;
+        if answer == Some(503) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        answer,
+        Some(503),
+        "a fourth connection from the address is refused"
+    );
+    // The refusal is the readable problem document, naming the setting.
+    let mut s = idle_from(&t, hog).await;
+    let text = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = s.write_all(HEALTH.as_bytes()).await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("answered within 10 s");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let body: serde_json::Value =
+        serde_json::from_str(text.split_once("\r\n\r\n").expect("a head and a body").1)
+            .expect("a problem document");
+    assert_eq!(body["code"], "too_many_connections");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("http.max_connections_per_address")),
+        "{body}"
+    );
+    // Five of eight slots are free, and other addresses get them.
+    assert_eq!(raw_status(&t, [127, 0, 0, 22], HEALTH).await, Some(200));
+    assert_eq!(t.get("/health", None).await.status, 200);
+    // A connection closed gives its address its slot back.
+    drop(held.pop());
+    let mut back = None;
+    for _ in 0..100 {
+        back = raw_status(&t, hog, HEALTH).await;
+        if back == Some(200) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(back, Some(200), "the address is served again");
+
+    let m = scrape(&t).await;
+    let refused = |reason| sample(&m, "http_connections_refused_total", &[("reason", reason)]);
+    assert!(refused("address_full").is_some_and(|n| n >= 2.0), "{m:?}");
+    assert_eq!(refused("over_capacity"), Some(0.0));
+}
