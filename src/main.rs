@@ -141,19 +141,17 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if out.exists() {
                 bail!("{} exists; choose a new file", out.display());
             }
-            cfg.validate()?;
-            let db = data_dir(&cfg)?.join(DB_FILE);
-            if !db.exists() {
-                bail!("no database at {}", db.display());
-            }
+            let db = existing_db(&cfg)?;
             let busy = std::time::Duration::from_millis(cfg.store.busy_timeout_ms);
             boxoffice::store::backup_file(&db, &out, busy).context("backup")?;
             eprintln!("backup written to {}", out.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Check { json }) => {
-            let app = open_existing(&cfg)?;
-            let report = app.check().context("check")?;
+            let db = existing_db(&cfg)?;
+            let busy = std::time::Duration::from_millis(cfg.store.busy_timeout_ms);
+            let report = boxoffice::store::check_file(&db, busy)
+                .with_context(|| format!("checking {}", db.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -185,13 +183,20 @@ fn data_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
     Ok(dirs.data_dir().to_path_buf())
 }
 
-/// Opens the database of an existing data dir (commands other than serve never create one).
-fn open_existing(cfg: &Config) -> anyhow::Result<App> {
+/// The database file of an existing data dir (commands other than serve never create one), once
+/// the config is valid.
+fn existing_db(cfg: &Config) -> anyhow::Result<PathBuf> {
     cfg.validate()?;
     let db = data_dir(cfg)?.join(DB_FILE);
     if !db.exists() {
         bail!("no database at {}", db.display());
     }
+    Ok(db)
+}
+
+/// Opens the database of an existing data dir, upgrading an older file (for the commands that write).
+fn open_existing(cfg: &Config) -> anyhow::Result<App> {
+    let db = existing_db(cfg)?;
     App::open(&db, cfg.app_options()).with_context(|| format!("opening {}", db.display()))
 }
 

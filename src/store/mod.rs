@@ -414,6 +414,31 @@ pub fn backup_file(db: &Path, out: &Path, busy_timeout: Duration) -> Result<(), 
     copy_into(&src, out)
 }
 
+/// `boxoffice check`: the integrity check and invariants I1-I4 over the file at `db`, opened
+/// read-only like `backup_file`: the file is never changed (an older version is checked as it is, not
+/// upgraded; a WAL left by a stopped box is read, not checkpointed into it), and a copy kept on a
+/// read-only disk can be checked.
+pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckReport, StoreError> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    // Every version's tables have the columns the checks read (the upgrades changed constraints and
+    // indexes only); a newer file may not.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew { found: version });
+    }
+    if version == 0 {
+        return Err(StoreError::Corrupt(
+            "the file has no boxoffice schema (version 0)".into(),
+        ));
+    }
+    let _snapshot = Snapshot::begin(&conn)?;
+    check::run(&conn)
+}
+
 /// Online backup of `src` into a new file `out`: steps over all pages, so the copy is one consistent
 /// snapshot even while a writer keeps committing.
 fn copy_into(src: &Connection, out: &Path) -> Result<(), StoreError> {

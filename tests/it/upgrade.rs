@@ -245,3 +245,49 @@ fn a_backup_of_an_older_file_is_of_that_version_and_leaves_it_as_it_was() {
     drop(App::open(&db, AppOptions::default()).expect("open upgrades"));
     assert!(version(&db) > 1);
 }
+
+#[test]
+fn check_reads_an_older_file_as_it_is_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("boxoffice.db");
+    version_one_file(&db);
+    let before = std::fs::read(&db).expect("read");
+
+    let (code, out, err) = crate::support::run_cli(&["check"], dir.path());
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("events: 1, registrations: 3"), "{out}");
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+
+    // Not upgraded, not touched: a backup checked before a restore is still the file it was.
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        before,
+        "the file is unchanged"
+    );
+    let version: i64 = Connection::open(&db)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn check_refuses_a_file_from_a_newer_build_and_one_without_a_schema() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("boxoffice.db");
+    let conn = Connection::open(&db).expect("open");
+    conn.execute_batch("CREATE TABLE t (x); PRAGMA user_version = 0;")
+        .expect("a foreign file");
+    let (code, _, err) = crate::support::run_cli(&["check"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no boxoffice schema"), "{err}");
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {}",
+        boxoffice::store::SCHEMA_VERSION + 1
+    ))
+    .expect("version");
+    drop(conn);
+    let (code, _, err) = crate::support::run_cli(&["check"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("newer than this build"), "{err}");
+}
