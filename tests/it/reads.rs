@@ -467,6 +467,36 @@ async fn the_door_list_streams_every_confirmed_seat_across_pages() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["actor"], "door");
 
+    // A HEAD gets the list's headers and no rows, and exports nothing: no audit entry.
+    let head = t
+        .send(
+            "HEAD",
+            &format!("/api/v1/events/{event}/attendees.csv"),
+            Some(&door),
+            None,
+        )
+        .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(head.bytes.is_empty());
+    let audit = t
+        .get(
+            "/api/v1/admin/audit?action=event.attendees_export",
+            Some(&t.admin),
+        )
+        .await
+        .json();
+    assert_eq!(audit["items"].as_array().expect("items").len(), 2);
+    let unknown = t
+        .send(
+            "HEAD",
+            "/api/v1/events/00000000-0000-4000-8000-000000000000/attendees.csv",
+            Some(&door),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+
     // Kiosks may not read it; bad filters and unknown events are refused before anything streams.
     let kiosk = t.token(Role::Kiosk, "kiosk");
     t.get(
