@@ -1,4 +1,4 @@
--- boxoffice schema, version 3 (src/store/migrate.rs upgrades files of earlier versions).
+-- boxoffice schema, version 4 (src/store/migrate.rs upgrades files of earlier versions).
 --
 -- Applied by the store when it opens a file whose `user_version` is 0 (src/store/mod.rs), in one
 -- transaction. Times are integer milliseconds since the Unix epoch (UTC). Every table has an integer

@@ -4,7 +4,8 @@ use super::{required_text, AttendeeId, FieldError, Timestamp};
 
 const NAME_MAX: usize = 200;
 
-/// An email address, trimmed; compared case-insensitively through `key()`.
+/// An email address, trimmed and stored as sent; compared through `key()`, which ignores case and
+/// how the characters were composed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -36,10 +37,22 @@ impl Email {
         &self.0
     }
 
-    /// The form uniqueness is checked on.
+    /// The form uniqueness is checked on (`email_key`).
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        email_key(&self.0)
     }
+}
+
+/// The uniqueness key of an email address: lower case, in Unicode normalization form C, so
+/// `José@x.org` typed with a precomposed `é` and with `e` plus a combining accent (as some
+/// keyboards and systems send it) are one address. ASCII addresses are simply lower-cased.
+pub fn email_key(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let lower = email.to_lowercase();
+    if lower.is_ascii() {
+        return lower;
+    }
+    lower.nfc().collect()
 }
 
 /// A phone number as a person writes it: digits with optional `+`, spaces, dashes, dots, brackets.
@@ -141,6 +154,18 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn email_keys_ignore_how_accents_were_composed() {
+        let composed = Email::parse("Jos\u{e9}@Caf\u{e9}.example").expect("valid");
+        let decomposed = Email::parse("JOSE\u{301}@CAFE\u{301}.example").expect("valid");
+        assert_ne!(composed.as_str(), decomposed.as_str(), "stored as sent");
+        assert_eq!(composed.key(), decomposed.key());
+        assert_eq!(composed.key(), "jos\u{e9}@caf\u{e9}.example");
+        // Different letters stay different.
+        let other = Email::parse("Jose@Cafe.example").expect("valid");
+        assert_ne!(other.key(), composed.key());
     }
 
     #[test]

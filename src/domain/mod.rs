@@ -12,7 +12,7 @@ mod role;
 mod time;
 mod webhook;
 
-pub use attendee::{Attendee, Email, NewAttendee, Phone};
+pub use attendee::{email_key, Attendee, Email, NewAttendee, Phone};
 pub use event::{
     Capacity, Event, EventPatch, EventPatchError, EventStatus, NewEvent, Occupancy, OfferMinutes,
     Promotion,

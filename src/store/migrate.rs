@@ -11,7 +11,7 @@ use super::{StoreError, SCHEMA, SCHEMA_VERSION};
 
 /// What each version after the first changed, in order: the step from version `i + 1` to `i + 2` is
 /// `STEPS[i]`.
-const STEPS: [Step; 2] = [
+const STEPS: [Step; 3] = [
     // 2: the status of registrations and the state of outbox messages are checked with ORs, and the
     // one-active index is `status <> 'cancelled'`, instead of `IN` lists of three or four constants,
     // for which SQLite builds a temporary b-tree every time a statement checks them (a sale checked
@@ -20,6 +20,9 @@ const STEPS: [Step; 2] = [
     // 3: the outbox's state index holds only pending and dead messages (`outbox_unsettled`), so a
     // message stored or settled as delivered writes no index entry for it.
     Step::Reindex(&["outbox"]),
+    // 4: an email's uniqueness key is also in Unicode normalization form C (`email_key`), not only
+    // lower case; the keys of stored addresses are computed again.
+    Step::RekeyEmails,
 ];
 
 // One step for every version after the first.
@@ -30,6 +33,8 @@ enum Step {
     Rebuild(&'static [&'static str]),
     /// Replaces the indexes of these tables (their columns unchanged) with those of `schema.sql`.
     Reindex(&'static [&'static str]),
+    /// Computes `attendees.email_key` again from each stored email (`domain::email_key`).
+    RekeyEmails,
 }
 
 /// Brings the file to `SCHEMA_VERSION`: applies the schema to a new file, upgrades an older one,
@@ -67,6 +72,7 @@ fn in_transaction(conn: &Connection) -> Result<(), StoreError> {
                             reindex(conn, &target, table)?;
                         }
                     }
+                    Step::RekeyEmails => rekey_emails(conn)?,
                 }
             }
             let broken: i64 =
@@ -96,6 +102,43 @@ fn in_transaction(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     applied
+}
+
+/// Brings every `email_key` to the current `domain::email_key` of its email. Only keys with a
+/// non-ASCII character can change (ASCII ones were already lower case), so only those are read. Two
+/// attendees whose addresses now share a key were two people before: the one whose key would change
+/// keeps its old key (a warning counts them, without the addresses) rather than the upgrade failing
+/// or merging people.
+fn rekey_emails(conn: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(i64, String, String)> = conn
+        .prepare(
+            "SELECT seq, email, email_key FROM attendees WHERE email_key IS NOT NULL \
+             AND length(CAST(email_key AS BLOB)) <> length(email_key) ORDER BY seq",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE attendees SET email_key = ?2 WHERE seq = ?1")?;
+    let mut kept = 0u64;
+    for (seq, email, old) in rows {
+        let key = crate::domain::email_key(&email);
+        if key == old {
+            continue;
+        }
+        if let Err(e) = update.execute(rusqlite::params![seq, key]) {
+            let e = StoreError::from(e);
+            if !e.is_unique_violation_of("attendees.email_key") {
+                return Err(e);
+            }
+            kept += 1;
+        }
+    }
+    if kept > 0 {
+        tracing::warn!(
+            attendees = kept,
+            "attendees share an email address but for how its accents were composed; their keys were left as they were"
+        );
+    }
+    Ok(())
 }
 
 /// `schema.sql` applied to an empty database in memory: where a rebuild reads its definitions.

@@ -27,7 +27,7 @@ use writer::Writer;
 pub use writer::{CommitHook, CommitReport, EventTally, Guard, NewReg, Touched, Tx};
 
 /// The schema this build writes; files with a higher `user_version` are refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -291,3 +291,76 @@ fn check_refuses_a_file_from_a_newer_build_and_one_without_a_schema() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("newer than this build"), "{err}");
 }
+
+#[test]
+fn a_version_three_file_gets_email_keys_that_ignore_how_accents_were_composed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("v3.db");
+    // A new file, its version set back to 3, with keys as version 3 made them: only lower-cased.
+    drop(App::open(&path, AppOptions::default()).expect("new"));
+    let conn = Connection::open(&path).expect("open");
+    let insert = |seq: i64, email: &str| {
+        conn.execute(
+            "INSERT INTO attendees (seq, id, name, email, email_key, created_at) \
+             VALUES (?1, ?2, 'P', ?3, ?4, 1)",
+            rusqlite::params![
+                seq,
+                format!("0190a000-0000-7000-8000-00000000000{seq}"),
+                email,
+                email.to_lowercase()
+            ],
+        )
+        .expect("attendee");
+    };
+    insert(1, "Rene\u{301}@example.org"); // decomposed: its key changes
+    insert(2, "Zoe\u{308}@example.org"); // decomposed, and...
+    insert(3, "zo\u{eb}@example.org"); // ...the same address composed, told apart by version 3
+    insert(4, "ada@example.org");
+    conn.execute_batch("PRAGMA user_version = 3")
+        .expect("version");
+    drop(conn);
+
+    let app = App::open(&path, AppOptions::default()).expect("open upgrades");
+    assert!(app.check().expect("check").ok());
+    // The decomposed René's key is now the composed one: René typed either way is taken.
+    let taken = app
+        .create_attendee(
+            NewAttendee::parse("R", Some("REN\u{c9}@example.org"), None, true).expect("new"),
+            None,
+        )
+        .expect_err("René is taken");
+    assert!(taken.to_string().contains("email"), "{taken}");
+    // New addresses are keyed the same way whichever form comes first.
+    app.create_attendee(
+        NewAttendee::parse("N", Some("No\u{eb}l@example.org"), None, true).expect("new"),
+        None,
+    )
+    .expect("Noël");
+    assert!(app
+        .create_attendee(
+            NewAttendee::parse("N", Some("Noe\u{308}l@example.org"), None, true).expect("new"),
+            None,
+        )
+        .is_err());
+    drop(app);
+
+    let old = like_a_new_file(dir.path(), &path);
+    let keys: Vec<(i64, String)> = old
+        .prepare("SELECT seq, email_key FROM attendees WHERE seq <= 4 ORDER BY seq")
+        .expect("keys")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert_eq!(
+        keys,
+        [
+            (1, "ren\u{e9}@example.org".to_string()),
+            // The two Zoës were two people to version 3: the one whose key would change keeps its
+            // old key rather than the upgrade failing or merging them.
+            (2, "zoe\u{308}@example.org".to_string()),
+            (3, "zo\u{eb}@example.org".to_string()),
+            (4, "ada@example.org".to_string()),
+        ]
+    );
+}
