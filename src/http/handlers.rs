@@ -1114,20 +1114,29 @@ pub async fn ping() -> Response {
 ///
 /// The attendee, every registration (with event summaries, ticket codes and check-in times), the
 /// audit rows and outbox messages about them, and their stored idempotent responses: one document
-/// for a data subject access request. The export is written to the audit log.
+/// for a data subject access request. The export is written to the audit log; a `HEAD` exports
+/// nothing and writes none.
 #[utoipa::path(get, path = "/api/v1/attendees/{id}/export", tag = "attendees",
     params(AttendeePath),
     responses((status = 200, description = "Everything stored about the attendee", body = app::AttendeeExport)),
     extensions(("x-required-role" = json!("admin")), ("x-problem-codes" = json!(["attendee_erased"]))))]
 pub async fn export_attendee(
     State(ctx): State<Ctx>,
+    method: axum::http::Method,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
+    // axum answers HEAD with this GET route and drops the body: the same checks and status, but
+    // nothing leaves the box, so nothing is exported or audited.
+    let head = method == axum::http::Method::HEAD;
     let r = call(&ctx, caller, Some(Role::Admin), move |app, actor| {
         let id = attendee_id(&id)?;
         not_erased(app.get_attendee(id)?)?;
-        Ok(app.export_attendee(&must(actor)?, id)?)
+        let actor = must(actor)?;
+        if head {
+            return Ok(None);
+        }
+        Ok(Some(app.export_attendee(&actor, id)?))
     })
     .await;
     respond(StatusCode::OK, r)

@@ -98,6 +98,30 @@ impl Drop for AddressSlot {
     }
 }
 
+/// Refused connections answered at once, at most: each holds its descriptor for up to two seconds
+/// while its 503 is written and the request drained, so a client reconnecting as fast as it can
+/// must not turn refusals into a way to use up the process's open files. Beyond them a refused
+/// connection is closed unanswered.
+const MAX_REFUSING: usize = 64;
+
+/// Answers `stream` with `response` (a 503) on a task of its own when fewer than `MAX_REFUSING`
+/// are being answered; otherwise closes it at once.
+fn refuse_within(
+    refusing: &Arc<Semaphore>,
+    stream: tokio::net::TcpStream,
+    response: &Arc<Vec<u8>>,
+) {
+    let Ok(turn) = refusing.clone().try_acquire_owned() else {
+        drop(stream);
+        return;
+    };
+    let response = response.clone();
+    tokio::spawn(async move {
+        refuse(stream, response).await;
+        drop(turn);
+    });
+}
+
 /// Answers 503 and closes without waiting on the client: the request is drained briefly first, so
 /// the close does not reset the connection before the client has read the answer.
 async fn refuse(mut stream: tokio::net::TcpStream, response: Arc<Vec<u8>>) {
@@ -143,6 +167,7 @@ pub async fn serve(
         "this address holds as many open connections as one address may \
          (http.max_connections_per_address); close idle ones or retry shortly",
     ));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let per_address = Arc::new(AddressSlots {
         held: Mutex::default(),
         cap: cfg.per_address_cap(),
@@ -171,14 +196,14 @@ pub async fn serve(
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics.record_refused_connection(Refused::OverCapacity);
-            tokio::spawn(refuse(stream, over_capacity.clone()));
+            refuse_within(&refusing, stream, &over_capacity);
             continue;
         };
         // There is room, but not for this address: it holds its share already.
         let Some(address_slot) = per_address.take(super::ratelimit::ip_key(peer.ip())) else {
             drop(permit);
             metrics.record_refused_connection(Refused::AddressFull);
-            tokio::spawn(refuse(stream, address_full.clone()));
+            refuse_within(&refusing, stream, &address_full);
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -419,10 +419,7 @@ pub fn backup_file(db: &Path, out: &Path, busy_timeout: Duration) -> Result<(), 
 /// upgraded; a WAL left by a stopped box is read, not checkpointed into it), and a copy kept on a
 /// read-only disk can be checked.
 pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckReport, StoreError> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = open_to_check(db)?;
     conn.busy_timeout(busy_timeout)?;
     // Every version's tables have the columns the checks read (the upgrades changed constraints and
     // indexes only); a newer file may not.
@@ -437,6 +434,45 @@ pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckRepor
     }
     let _snapshot = Snapshot::begin(&conn)?;
     check::run(&conn)
+}
+
+/// Opens `db` read-only for `check_file`. A file in WAL mode (every boxoffice file) needs its `-shm`
+/// beside it, which SQLite creates; where it cannot (a copy on a read-only disk, with no `-wal` left:
+/// the box that wrote it stopped cleanly, or it is a backup), the file is opened as immutable
+/// instead: nothing can be writing it there, and all its pages are in the file itself.
+fn open_to_check(db: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let cannot_open =
+        |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    match Connection::open_with_flags(db, flags) {
+        // The open itself may pass and the first read fail: SQLite opens the `-shm` lazily.
+        Ok(conn) => match conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Err(e) if cannot_open(&e) && !wal_beside(db) => open_immutable(db, flags),
+            _ => Ok(conn),
+        },
+        Err(e) if cannot_open(&e) && !wal_beside(db) => open_immutable(db, flags),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn wal_beside(db: &Path) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    Path::new(&wal).exists()
+}
+
+fn open_immutable(db: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let absolute = std::path::absolute(db)
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", db.display())))?;
+    let mut uri = url::Url::from_file_path(&absolute)
+        .map_err(|()| StoreError::Corrupt(format!("{} is not a file path", db.display())))?;
+    uri.set_query(Some("mode=ro&immutable=1"));
+    Ok(Connection::open_with_flags(
+        uri.as_str(),
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )?)
 }
 
 /// Online backup of `src` into a new file `out`: steps over all pages, so the copy is one consistent

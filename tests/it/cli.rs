@@ -535,3 +535,54 @@ async fn sigterm_drains_in_flight_writes_and_keeps_every_answered_one() {
     }
     eprintln!("drain: {} of 401 answered, all kept", answered.len());
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &std::path::Path) -> Self {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "mounting a tmpfs needs root (see README)");
+        Self(at.to_path_buf())
+    }
+
+    fn read_only(&self) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "remount read-only");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn check_reads_a_copy_kept_on_a_read_only_disk() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = Server::start(dir.path()).await;
+    create_event(&server, "Kept", 5).await;
+    assert!(server.terminate().success());
+
+    let disk = tempfile::tempdir().expect("mount point");
+    let mount = Mount::tmpfs(disk.path());
+    let data = disk.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::copy(dir.path().join("boxoffice.db"), data.join("boxoffice.db")).expect("copy");
+    mount.read_only();
+
+    let (code, out, err) = run_cli(&["check"], &data);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("events: 1,"), "{out}");
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    drop(mount);
+}

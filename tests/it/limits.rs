@@ -444,3 +444,57 @@ async fn one_address_holding_its_share_of_connections_cannot_shut_out_the_others
     assert!(refused("address_full").is_some_and(|n| n >= 2.0), "{m:?}");
     assert_eq!(refused("over_capacity"), Some(0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_answered_at_once_are_bounded_and_the_rest_are_closed_unanswered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cfg = HttpConfig {
+        max_connections: 2,
+        max_connections_per_address: Some(1),
+        header_read_timeout_secs: 60,
+        ..HttpConfig::default()
+    };
+    let t = spawn_app_full(cfg, clock());
+    // The address's one slot, held.
+    let _held = idle_from(&t, [127, 0, 0, 31]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Connections past the cap, each kept open (so each refusal waits about a second for the
+    // client to hang up): at most 64 are answered at a time.
+    let mut refused = Vec::new();
+    for _ in 0..200 {
+        refused.push(idle_from(&t, [127, 0, 0, 31]).await);
+    }
+    let (mut answered, mut unanswered) = (0, 0);
+    for s in &mut refused {
+        let mut head = [0u8; 12];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut head))
+            .await
+            .expect("answered or closed within 10 s");
+        match read {
+            Ok(n) if n > 0 => {
+                assert!(head[..n].starts_with(b"HTTP/1.1 503"), "{:?}", &head[..n]);
+                answered += 1;
+            }
+            _ => unanswered += 1,
+        }
+    }
+    assert!(
+        answered >= 1,
+        "refusals are answered while few are in flight"
+    );
+    assert!(
+        unanswered >= 1,
+        "past 64 refusals in flight the rest are closed: {answered} answered"
+    );
+    drop(refused);
+    // Other addresses are served throughout.
+    let mut s = idle_from(&t, [127, 0, 0, 32]).await;
+    s.write_all(HEALTH.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}

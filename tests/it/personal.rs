@@ -219,6 +219,29 @@ async fn the_export_holds_everything_stored_about_the_attendee() {
         (Some("attendee.export"), Some("admin"))
     );
     assert_eq!(last["target"], ada.as_str());
+
+    // A HEAD exports nothing: no audit row (the GET after it finds only the two exports above).
+    let head = t
+        .send(
+            "HEAD",
+            &format!("/api/v1/attendees/{ada}/export"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(head.status, 200);
+    assert!(head.bytes.is_empty());
+    let third = t
+        .get(&format!("/api/v1/attendees/{ada}/export"), Some(&t.admin))
+        .await
+        .json();
+    let exports = third["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|r| r["action"] == "attendee.export")
+        .count();
+    assert_eq!(exports, 2, "{third}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
