@@ -34,6 +34,8 @@ pub struct Phase {
     pub connections: usize,
     pub requests: usize,
     pub seconds: f64,
+    /// Requests answered as expected (`requests - error_count`) per second: a failed request, however
+    /// fast its answer, adds nothing to a rate.
     pub rps: f64,
     #[serde(flatten)]
     pub latency: Latency,
@@ -65,11 +67,15 @@ impl Phase {
     }
 }
 
-/// The rate of several phases taken together: all their requests over all their time (not the mean
-/// of their rates, which would weigh a short, fast phase like a long, slow one). `None` without time.
+/// The rate of several phases taken together: all their requests answered as expected over all their
+/// time (not the mean of their rates, which would weigh a short, fast phase like a long, slow one).
+/// `None` without time.
 pub fn combined_rate(phases: &[&Phase]) -> Option<f64> {
     let seconds: f64 = phases.iter().map(|p| p.seconds).sum();
-    let requests: usize = phases.iter().map(|p| p.requests).sum();
+    let requests: usize = phases
+        .iter()
+        .map(|p| p.requests.saturating_sub(p.error_count))
+        .sum();
     #[allow(clippy::cast_precision_loss)]
     (seconds > 0.0).then(|| requests as f64 / seconds)
 }
@@ -155,7 +161,11 @@ impl Samples {
             connections: self.connections,
             requests: self.requests,
             seconds: self.elapsed.as_secs_f64(),
-            rps: rate(self.requests, self.elapsed),
+            rps: rate(
+                self.requests
+                    .saturating_sub(self.errors.values().sum::<usize>()),
+                self.elapsed,
+            ),
             latency: Latency::from_samples(&mut self.latencies),
             error_count: self.errors.values().sum(),
             errors: self.errors,

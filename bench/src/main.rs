@@ -149,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
             }
         }
-        against_baseline(&mut report.scenarios);
+        against_baseline(&mut report.scenarios, &report.params);
         println!(
             "\nserver config ({}):\n{}",
             binary.display(),
@@ -229,7 +229,10 @@ async fn run_one(
         #[allow(clippy::cast_precision_loss)]
         figures.push(Figure::new(targets::PEAK_RSS, bytes as f64, Unit::Bytes));
     }
-    let figures: Vec<Figure> = figures.into_iter().map(|f| f.judged(scenario)).collect();
+    let figures: Vec<Figure> = figures
+        .into_iter()
+        .map(|f| f.judged(scenario, params))
+        .collect();
     // A scenario that measured the baseline on its own server reports its ratio itself.
     let vs_baseline = figures
         .iter()
@@ -270,7 +273,7 @@ fn headline_figures(scenario: Scenario, headline: &load::Phase) -> Vec<Figure> {
 
 /// Sets the rate of every scenario without a same-server bracket of its own as a share of the
 /// `baseline` scenario's, and judges it where the issue sets a target.
-fn against_baseline(scenarios: &mut [ScenarioReport]) {
+fn against_baseline(scenarios: &mut [ScenarioReport], params: &Params) {
     let Some(base) = scenarios
         .iter()
         .find(|s| s.scenario == Scenario::Baseline.name())
@@ -291,7 +294,7 @@ fn against_baseline(scenarios: &mut [ScenarioReport]) {
         if targets::goal(*scenario, targets::VS_BASELINE).is_some() {
             s.figures.insert(
                 0,
-                Figure::new(targets::VS_BASELINE, ratio, Unit::Ratio).judged(*scenario),
+                Figure::new(targets::VS_BASELINE, ratio, Unit::Ratio).judged(*scenario, params),
             );
         }
     }

@@ -9,9 +9,11 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::load::Phase;
-use crate::scenario::{Check, Params};
+use clap::ValueEnum as _;
+
+use crate::scenario::{Check, Params, Scenario};
 use crate::server::{Checked, Stopped};
-use crate::targets::{thousands, Figure};
+use crate::targets::{self, thousands, Figure};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -42,6 +44,8 @@ pub struct Machine {
     pub arch: &'static str,
     pub kernel: Option<String>,
     pub cpu_model: Option<String>,
+    /// The file system the servers' data dirs are on (under the temp dir): their fsyncs are its.
+    pub data_filesystem: Option<String>,
 }
 
 impl Machine {
@@ -66,6 +70,7 @@ impl Machine {
             arch: std::env::consts::ARCH,
             kernel,
             cpu_model,
+            data_filesystem: crate::server::filesystem_of(&std::env::temp_dir()),
         }
     }
 }
@@ -212,10 +217,52 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
         .flat_map(|s| s.figures.iter().map(move |f| (s.scenario, f)))
         .filter(|(_, f)| f.met.is_some())
         .collect();
+    let not_judged: Vec<(&str, &Figure)> = scenarios
+        .iter()
+        .flat_map(|s| s.figures.iter().map(move |f| (s.scenario, f)))
+        .filter(|(_, f)| f.not_judged.is_some())
+        .collect();
+    // A target whose figure is missing (its scenario did not run to the end, or could not measure
+    // it) is missed, not left out of the count.
+    let ran = scenarios.iter().map(|s| {
+        (
+            s.scenario,
+            s.figures
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+        )
+    });
+    let stopped = not_run.iter().map(|n| (n.scenario, Vec::new()));
+    let mut unmeasured = Vec::new();
+    for (name, figures) in ran.chain(stopped) {
+        let Some(scenario) = Scenario::value_variants().iter().find(|s| s.name() == name) else {
+            continue;
+        };
+        for target in targets::targeted(*scenario) {
+            if !figures.contains(&target) {
+                unmeasured.push((name, target));
+            }
+        }
+    }
     let met = judged.iter().filter(|(_, f)| f.met == Some(true)).count();
-    let _ = writeln!(out, "\ntargets met: {met} of {}", judged.len());
+    let _ = writeln!(
+        out,
+        "\ntargets met: {met} of {}",
+        judged.len() + unmeasured.len()
+    );
     for (scenario, f) in judged.iter().filter(|(_, f)| f.met == Some(false)) {
         let _ = writeln!(out, "  missed: {scenario}: {f}");
+    }
+    for (scenario, target) in &unmeasured {
+        let _ = writeln!(out, "  missed: {scenario}: {target} not measured");
+    }
+    if !not_judged.is_empty() {
+        let _ = writeln!(
+            out,
+            "targets not judged (the run's parameters are not the issue's): {}",
+            not_judged.len()
+        );
     }
     out
 }
@@ -287,4 +334,89 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(report).context("serialise the report")?;
     text.push('\n');
     std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::{Unit, PEAK_RSS, STARTUP, VS_EMPTY};
+
+    fn scale_report(figures: Vec<Figure>) -> ScenarioReport {
+        let mut none = [];
+        ScenarioReport {
+            scenario: Scenario::Scale.name(),
+            headline: Phase::sequential("rush", &mut none, std::time::Duration::from_secs(1)),
+            setup: Vec::new(),
+            server_args: Vec::new(),
+            vs_baseline: None,
+            figures,
+            verification: Verification {
+                values: BTreeMap::new(),
+                check_passed: true,
+                shutdown: Stopped {
+                    graceful: true,
+                    exit_status: "exit 0".into(),
+                    seconds: 0.0,
+                },
+                check: Checked {
+                    passed: true,
+                    exit_status: "exit 0".into(),
+                    output: String::new(),
+                },
+                checks: Vec::new(),
+                passed: true,
+            },
+        }
+    }
+
+    fn params() -> Params {
+        Params {
+            connections: 64,
+            registrations: 40_000,
+            capacity: 30_000,
+            requests: 200_000,
+            scale_events: 10_000,
+            scale_registrations: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn a_target_whose_figure_is_missing_counts_as_missed() {
+        let p = params();
+        let s = scale_report(vec![
+            Figure::new(VS_EMPTY, 0.9, Unit::Ratio).judged(Scenario::Scale, &p),
+            Figure::new(STARTUP, 0.02, Unit::Seconds).judged(Scenario::Scale, &p),
+        ]);
+        let text = summary(&[s], &[]);
+        assert!(text.contains("targets met: 2 of 3"), "{text}");
+        assert!(
+            text.contains("missed: scale: peak RSS not measured"),
+            "{text}"
+        );
+        // A scenario that did not run misses all its targets.
+        let text = summary(
+            &[],
+            &[NotRun {
+                scenario: Scenario::Rush.name(),
+                error: "server gone".into(),
+            }],
+        );
+        assert!(text.contains("targets met: 0 of 2"), "{text}");
+    }
+
+    #[test]
+    fn figures_off_the_issues_parameters_are_neither_met_nor_missed() {
+        let small = Params {
+            scale_registrations: 10_000,
+            ..params()
+        };
+        let s = scale_report(vec![
+            Figure::new(VS_EMPTY, 0.9, Unit::Ratio).judged(Scenario::Scale, &small),
+            Figure::new(STARTUP, 0.02, Unit::Seconds).judged(Scenario::Scale, &small),
+            Figure::new(PEAK_RSS, 80e6, Unit::Bytes).judged(Scenario::Scale, &small),
+        ]);
+        let text = summary(&[s], &[]);
+        assert!(text.contains("targets met: 0 of 0"), "{text}");
+        assert!(text.contains("targets not judged"), "{text}");
+    }
 }

@@ -374,8 +374,44 @@ async fn health(target: &Target) -> anyhow::Result<StatusCode> {
     Ok(conn.send(&Call::get("/health")).await?.status)
 }
 
-/// A new, empty directory under the system temp dir, named so concurrent runs never collide.
+/// The file system type (`ext4`, `tmpfs`) of the mount that holds `path`, from
+/// `/proc/self/mountinfo`: the mount point that is the longest prefix of the path. `None` off Linux.
+pub fn filesystem_of(path: &std::path::Path) -> Option<String> {
+    let path = fs::canonicalize(path).ok()?;
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut best: Option<(usize, String)> = None;
+    for line in info.lines() {
+        // id parent major:minor root mount-point options [optional...] - type source super-options
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let Some(kind) = fields.get(dash + 1) else {
+            continue;
+        };
+        let point = point.replace("\\040", " ");
+        let len = std::path::Path::new(&point).components().count();
+        if path.starts_with(&point) && best.as_ref().is_none_or(|(l, _)| len >= *l) {
+            best = Some((len, (*kind).to_string()));
+        }
+    }
+    best.map(|(_, kind)| kind)
+}
+
+/// A new, empty directory under the system temp dir, named so concurrent runs never collide. A temp
+/// dir in memory is refused: there `fsync` writes nothing, and every write rate would be of sales
+/// that are not durable.
 fn fresh_dir() -> anyhow::Result<PathBuf> {
+    if let Some(kind) =
+        filesystem_of(&std::env::temp_dir()).filter(|k| k == "tmpfs" || k == "ramfs")
+    {
+        anyhow::bail!(
+            "the temp dir {} is on {kind}, where fsync writes nothing: the rates would not be of durable \
+             writes; set TMPDIR to a directory on a disk",
+            std::env::temp_dir().display()
+        );
+    }
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -397,5 +433,20 @@ fn describe(status: ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exit {code}"),
         None => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_system_of_a_path_is_its_innermost_mount() {
+        // /proc is a mount of its own inside /, whatever / is.
+        assert_eq!(
+            filesystem_of(std::path::Path::new("/proc/self")).as_deref(),
+            Some("proc")
+        );
+        assert!(filesystem_of(std::path::Path::new("/")).is_some_and(|k| k != "proc"));
     }
 }

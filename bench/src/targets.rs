@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Params, Scenario};
 
 /// Names of figures the targets refer to; a scenario that reports one of these uses the constant.
 pub const RATE: &str = "requests/s";
@@ -28,7 +28,45 @@ pub const RAW_SQLITE: &str = "raw SQLite, 100 sales a commit";
 const _: () = assert!(crate::reference::PER_COMMIT == 100);
 pub const VS_RAW_SQLITE: &str = "rush x raw SQLite";
 
-const MB: f64 = 1024.0 * 1024.0;
+/// Every figure the issue sets a target on (for some scenario).
+pub const TARGETED: [&str; 7] = [
+    RATE,
+    P99,
+    VS_BASELINE,
+    EVENT_HIT_RATE,
+    VS_EMPTY,
+    PEAK_RSS,
+    STARTUP,
+];
+
+/// Megabytes as the issue's "150 MB" means them (decimal); shown so too.
+const MB: f64 = 1_000_000.0;
+
+/// Why the figures of `scenario` run with `p` cannot be judged against the issue's targets, which
+/// are set for 64 connections and, for `scale`, 1,000,000 registrations over 10,000 events. Such a
+/// figure is shown with its target and "not judged", and counts neither as met nor as missed.
+pub fn off_issue(scenario: Scenario, p: &Params) -> Option<String> {
+    if p.connections != 64 {
+        return Some(format!("{} connections, not the issue's 64", p.connections));
+    }
+    if scenario == Scenario::Scale
+        && (p.scale_registrations != 1_000_000 || p.scale_events != 10_000)
+    {
+        return Some(format!(
+            "{} registrations over {} events, not the issue's 1,000,000 over 10,000",
+            thousands(p.scale_registrations as f64),
+            thousands(p.scale_events as f64)
+        ));
+    }
+    None
+}
+
+/// The figures `scenario` must report for its targets to be judged.
+pub fn targeted(scenario: Scenario) -> impl Iterator<Item = &'static str> {
+    TARGETED
+        .into_iter()
+        .filter(move |name| goal(scenario, name).is_some())
+}
 
 /// The issue's targets: which figure of which scenario must reach what (2-core machine).
 pub fn goal(scenario: Scenario, figure: &str) -> Option<Bound> {
@@ -68,6 +106,9 @@ impl Unit {
             Unit::Ms => format!("{v:.1} ms"),
             Unit::Seconds => format!("{v:.2} s"),
             Unit::Share => format!("{:.1}%", v * 100.0),
+            // Two decimals, four where two would round up onto the targets' bound (0.7998 is not
+            // 0.80x).
+            Unit::Ratio if format!("{v:.2}") == "0.80" && v < 0.8 => format!("{v:.4}x"),
             Unit::Ratio => format!("{v:.2}x"),
             Unit::Bytes => format!("{:.0} MB", v / MB),
             Unit::Count => format!("{v:.1}"),
@@ -109,8 +150,11 @@ pub struct Figure {
     pub value: f64,
     pub unit: Unit,
     pub target: Option<Bound>,
-    /// Whether the target is met; absent without a target.
+    /// Whether the target is met; absent without a target, or when the run's parameters are not
+    /// the issue's (`not_judged` says how).
     pub met: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<String>,
 }
 
 impl Figure {
@@ -121,13 +165,19 @@ impl Figure {
             unit,
             target: None,
             met: None,
+            not_judged: None,
         }
     }
 
-    /// Attaches the issue's target for this figure of `scenario`, if there is one.
-    pub fn judged(mut self, scenario: Scenario) -> Self {
+    /// Attaches the issue's target for this figure of `scenario`, if there is one, and judges the
+    /// figure against it when the run's parameters are the issue's.
+    pub fn judged(mut self, scenario: Scenario, params: &Params) -> Self {
         self.target = goal(scenario, &self.name);
-        self.met = self.target.map(|b| b.met(self.value));
+        match (self.target, off_issue(scenario, params)) {
+            (Some(_), Some(why)) => self.not_judged = Some(why),
+            (Some(b), None) => self.met = Some(b.met(self.value)),
+            (None, _) => {}
+        }
         self
     }
 }
@@ -135,6 +185,9 @@ impl Figure {
 impl fmt::Display for Figure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.name, self.unit.show(self.value))?;
+        if let (Some(b), Some(why)) = (self.target, &self.not_judged) {
+            write!(f, " [{}: not judged: {why}]", b.show(self.unit))?;
+        }
         if let (Some(b), Some(met)) = (self.target, self.met) {
             write!(
                 f,
@@ -170,14 +223,54 @@ pub fn thousands(v: f64) -> String {
 mod tests {
     use super::*;
 
+    fn issue_params() -> Params {
+        Params {
+            connections: 64,
+            registrations: 40_000,
+            capacity: 30_000,
+            requests: 200_000,
+            scale_events: 10_000,
+            scale_registrations: 1_000_000,
+        }
+    }
+
     #[test]
     fn a_figure_says_whether_it_meets_its_target() {
-        let f = Figure::new(EVENT_HIT_RATE, 0.99, Unit::Share).judged(Scenario::ReadEvent);
+        let p = issue_params();
+        let f = Figure::new(EVENT_HIT_RATE, 0.99, Unit::Share).judged(Scenario::ReadEvent, &p);
         assert_eq!(f.to_string(), "event hit rate 99.0% [> 95.0%: met]");
-        let f = Figure::new(RATE, 9_400.0, Unit::PerSecond).judged(Scenario::Rush);
+        let f = Figure::new(RATE, 9_400.0, Unit::PerSecond).judged(Scenario::Rush, &p);
         assert_eq!(f.to_string(), "requests/s 9,400/s [>= 15,000/s: MISSED]");
-        let f = Figure::new(PEAK_RSS, 40.0 * MB, Unit::Bytes).judged(Scenario::Rush);
+        let f = Figure::new(PEAK_RSS, 40.0 * MB, Unit::Bytes).judged(Scenario::Rush, &p);
         assert_eq!(f.to_string(), "peak RSS 40 MB");
+        let f = Figure::new(PEAK_RSS, 151.0 * MB, Unit::Bytes).judged(Scenario::Scale, &p);
+        assert_eq!(f.met, Some(false), "150 MB are 150,000,000 bytes");
+        let f = Figure::new(VS_BASELINE, 0.7998, Unit::Ratio).judged(Scenario::Position, &p);
+        assert_eq!(f.to_string(), "x baseline 0.7998x [>= 0.80x: MISSED]");
+    }
+
+    #[test]
+    fn figures_of_a_run_off_the_issues_parameters_are_not_judged() {
+        let few = Params {
+            connections: 16,
+            ..issue_params()
+        };
+        let f = Figure::new(RATE, 30_000.0, Unit::PerSecond).judged(Scenario::Rush, &few);
+        assert_eq!(f.met, None);
+        assert_eq!(
+            f.to_string(),
+            "requests/s 30,000/s [>= 15,000/s: not judged: 16 connections, not the issue's 64]"
+        );
+        let small = Params {
+            scale_registrations: 10_000,
+            scale_events: 100,
+            ..issue_params()
+        };
+        let f = Figure::new(VS_EMPTY, 0.95, Unit::Ratio).judged(Scenario::Scale, &small);
+        assert_eq!(f.met, None);
+        // The rush's own targets do not depend on the scale sizes.
+        let f = Figure::new(RATE, 30_000.0, Unit::PerSecond).judged(Scenario::Rush, &small);
+        assert_eq!(f.met, Some(true));
     }
 
     #[test]

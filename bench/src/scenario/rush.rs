@@ -174,6 +174,9 @@ impl Prepared {
         let expected_confirmed = counts.capacity.min(successes);
         let (said_confirmed, said_waitlisted, said_other) = self.seen.totals();
         let checks = vec![
+            // A refusal (a 503 with the writer's queue full, say) is no sale: it must not be there
+            // at all, let alone count toward the rate.
+            super::every_request_answered(&headline),
             Check::new(
                 "not oversold",
                 oversold == 0,
