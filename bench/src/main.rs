@@ -60,22 +60,22 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     server: Option<PathBuf>,
     /// Keep-alive connections, each with one request in flight at a time.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = targets::issue_params().connections)]
     connections: usize,
     /// Attendees created and registered (each scenario's setup is sized from this).
-    #[arg(long, default_value_t = 40_000)]
+    #[arg(long, default_value_t = targets::issue_params().registrations)]
     registrations: usize,
     /// Seats in the rush's event; registrations beyond it join the waitlist.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = targets::issue_params().capacity)]
     capacity: usize,
     /// Requests of the headline phase of baseline, read-event, position, tickets and mixed.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = targets::issue_params().requests)]
     requests: usize,
     /// Events in the database `scale` builds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = targets::issue_params().scale_events)]
     scale_events: usize,
     /// Registrations in the database `scale` builds, spread evenly over its events.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = targets::issue_params().scale_registrations)]
     scale_registrations: usize,
     /// Where to write the JSON report. Default: bench-results/<scenario>.json.
     #[arg(long, value_name = "FILE")]

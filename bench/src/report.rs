@@ -370,14 +370,7 @@ mod tests {
     }
 
     fn params() -> Params {
-        Params {
-            connections: 64,
-            registrations: 40_000,
-            capacity: 30_000,
-            requests: 200_000,
-            scale_events: 10_000,
-            scale_registrations: 1_000_000,
-        }
+        targets::issue_params()
     }
 
     #[test]

@@ -456,13 +456,15 @@ async fn the_door_list_streams_every_confirmed_seat_across_pages() {
     assert_eq!(parse_csv(&waiting.bytes).len(), 3);
 
     // Personal data leaves the box: the audit log says who took it.
-    let audit = t
-        .get(
+    let exports = || async {
+        t.get(
             "/api/v1/admin/audit?action=event.attendees_export",
             Some(&t.admin),
         )
         .await
-        .json();
+        .json()
+    };
+    let audit = exports().await;
     let items = audit["items"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["actor"], "door");
@@ -479,13 +481,7 @@ async fn the_door_list_streams_every_confirmed_seat_across_pages() {
     assert_eq!(head.status, 200);
     assert_eq!(head.headers["content-type"], "text/csv; charset=utf-8");
     assert!(head.bytes.is_empty());
-    let audit = t
-        .get(
-            "/api/v1/admin/audit?action=event.attendees_export",
-            Some(&t.admin),
-        )
-        .await
-        .json();
+    let audit = exports().await;
     assert_eq!(audit["items"].as_array().expect("items").len(), 2);
     let unknown = t
         .send(
