@@ -155,7 +155,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             binary.display(),
             server::CONFIG_TOML
         );
-        print!("{}", report::summary(&report.scenarios, &report.not_run));
+        print!(
+            "{}",
+            report::summary(&report.scenarios, &report.not_run, &report.params)
+        );
     } else {
         let ran = run_one(cli.scenario, &binary, &report.params, cli.keep).await?;
         print!("{}", report::table(std::slice::from_ref(&ran.report)));

@@ -178,7 +178,7 @@ pub fn figures(scenarios: &[ScenarioReport]) -> String {
 }
 
 /// `all`'s one table: a row per scenario with its headline, its ratio to `baseline` and its figures.
-pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
+pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun], params: &Params) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -217,13 +217,14 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
         .flat_map(|s| s.figures.iter().map(move |f| (s.scenario, f)))
         .filter(|(_, f)| f.met.is_some())
         .collect();
-    let not_judged: Vec<(&str, &Figure)> = scenarios
+    let mut not_judged = scenarios
         .iter()
-        .flat_map(|s| s.figures.iter().map(move |f| (s.scenario, f)))
-        .filter(|(_, f)| f.not_judged.is_some())
-        .collect();
+        .flat_map(|s| &s.figures)
+        .filter(|f| f.not_judged.is_some())
+        .count();
     // A target whose figure is missing (its scenario did not run to the end, or could not measure
-    // it) is missed, not left out of the count.
+    // it) is missed, not left out of the count; on a run off the issue's parameters it would not
+    // have been judged either.
     let ran = scenarios.iter().map(|s| {
         (
             s.scenario,
@@ -239,8 +240,10 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
         let Some(scenario) = Scenario::value_variants().iter().find(|s| s.name() == name) else {
             continue;
         };
-        for target in targets::targeted(*scenario) {
-            if !figures.contains(&target) {
+        for target in targets::targeted(*scenario).filter(|t| !figures.contains(t)) {
+            if targets::off_issue(*scenario, params).is_some() {
+                not_judged += 1;
+            } else {
                 unmeasured.push((name, target));
             }
         }
@@ -257,11 +260,10 @@ pub fn summary(scenarios: &[ScenarioReport], not_run: &[NotRun]) -> String {
     for (scenario, target) in &unmeasured {
         let _ = writeln!(out, "  missed: {scenario}: {target} not measured");
     }
-    if !not_judged.is_empty() {
+    if not_judged > 0 {
         let _ = writeln!(
             out,
-            "targets not judged (the run's parameters are not the issue's): {}",
-            not_judged.len()
+            "targets not judged (the run's parameters are not the issue's): {not_judged}"
         );
     }
     out
@@ -380,21 +382,30 @@ mod tests {
             Figure::new(VS_EMPTY, 0.9, Unit::Ratio).judged(Scenario::Scale, &p),
             Figure::new(STARTUP, 0.02, Unit::Seconds).judged(Scenario::Scale, &p),
         ]);
-        let text = summary(&[s], &[]);
+        let text = summary(&[s], &[], &p);
         assert!(text.contains("targets met: 2 of 3"), "{text}");
         assert!(
             text.contains("missed: scale: peak RSS not measured"),
             "{text}"
         );
         // A scenario that did not run misses all its targets.
-        let text = summary(
-            &[],
-            &[NotRun {
-                scenario: Scenario::Rush.name(),
-                error: "server gone".into(),
-            }],
-        );
+        let gone = [NotRun {
+            scenario: Scenario::Rush.name(),
+            error: "server gone".into(),
+        }];
+        let text = summary(&[], &gone, &p);
         assert!(text.contains("targets met: 0 of 2"), "{text}");
+        // Off the issue's parameters the missing figures are not judged either.
+        let few = Params {
+            connections: 16,
+            ..params()
+        };
+        let text = summary(&[], &gone, &few);
+        assert!(text.contains("targets met: 0 of 0"), "{text}");
+        assert!(
+            text.contains("not judged (the run's parameters are not the issue's): 2"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -408,7 +419,7 @@ mod tests {
             Figure::new(STARTUP, 0.02, Unit::Seconds).judged(Scenario::Scale, &small),
             Figure::new(PEAK_RSS, 80e6, Unit::Bytes).judged(Scenario::Scale, &small),
         ]);
-        let text = summary(&[s], &[]);
+        let text = summary(&[s], &[], &small);
         assert!(text.contains("targets met: 0 of 0"), "{text}");
         assert!(text.contains("targets not judged"), "{text}");
     }

@@ -374,38 +374,34 @@ async fn health(target: &Target) -> anyhow::Result<StatusCode> {
     Ok(conn.send(&Call::get("/health")).await?.status)
 }
 
-/// The file system type (`ext4`, `tmpfs`) of the mount that holds `path`, from
-/// `/proc/self/mountinfo`: the mount point that is the longest prefix of the path. `None` off Linux.
+/// The kind of file system that holds `path`, from `statfs(2)`'s magic number: a name for the
+/// common ones (`ext2/3/4`, `xfs`, `btrfs`, `tmpfs`, ...), the number in hex otherwise.
 pub fn filesystem_of(path: &std::path::Path) -> Option<String> {
-    let path = fs::canonicalize(path).ok()?;
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut best: Option<(usize, String)> = None;
-    for line in info.lines() {
-        // id parent major:minor root mount-point options [optional...] - type source super-options
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
-        else {
-            continue;
-        };
-        let Some(kind) = fields.get(dash + 1) else {
-            continue;
-        };
-        let point = point.replace("\\040", " ");
-        let len = std::path::Path::new(&point).components().count();
-        if path.starts_with(&point) && best.as_ref().is_none_or(|(l, _)| len >= *l) {
-            best = Some((len, (*kind).to_string()));
+    let magic = u64::try_from(rustix::fs::statfs(path).ok()?.f_type).ok()?;
+    Some(
+        match magic {
+            0xEF53 => "ext2/3/4",
+            0x5846_5342 => "xfs",
+            0x9123_683E => "btrfs",
+            0x0102_1994 => TMPFS,
+            0x8584_58F6 => RAMFS,
+            0x794C_7630 => "overlayfs",
+            0x2FC1_2FC1 => "zfs",
+            0x9FA0 => "proc",
+            _ => return Some(format!("{magic:#x}")),
         }
-    }
-    best.map(|(_, kind)| kind)
+        .to_string(),
+    )
 }
+
+const TMPFS: &str = "tmpfs";
+const RAMFS: &str = "ramfs";
 
 /// A new, empty directory under the system temp dir, named so concurrent runs never collide. A temp
 /// dir in memory is refused: there `fsync` writes nothing, and every write rate would be of sales
 /// that are not durable.
 fn fresh_dir() -> anyhow::Result<PathBuf> {
-    if let Some(kind) =
-        filesystem_of(&std::env::temp_dir()).filter(|k| k == "tmpfs" || k == "ramfs")
-    {
+    if let Some(kind) = filesystem_of(&std::env::temp_dir()).filter(|k| k == TMPFS || k == RAMFS) {
         anyhow::bail!(
             "the temp dir {} is on {kind}, where fsync writes nothing: the rates would not be of durable \
              writes; set TMPDIR to a directory on a disk",

@@ -115,20 +115,43 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// `v` as the table shows it, with more digits when the usual ones would show it equal to
+    /// `bound` while it is not (0.7998 is not 0.80x, 14,999.6/s is not 15,000/s).
+    fn show_against(self, v: f64, bound: f64) -> String {
+        let shown = self.show(v);
+        if v == bound || shown != self.show(bound) {
+            return shown;
+        }
+        match self {
+            Unit::PerSecond => format!("{}/s", apart(v, bound)),
+            Unit::Ms => format!("{} ms", apart(v, bound)),
+            Unit::Seconds => format!("{} s", apart(v, bound)),
+            Unit::Share => format!("{}%", apart(v * 100.0, bound * 100.0)),
+            Unit::Ratio => format!("{}x", apart(v, bound)),
+            Unit::Bytes => format!("{} MB", apart(v / MB, bound / MB)),
+            Unit::Count => apart(v, bound),
+        }
+    }
+
     fn show(self, v: f64) -> String {
         match self {
             Unit::PerSecond => format!("{}/s", thousands(v)),
             Unit::Ms => format!("{v:.1} ms"),
             Unit::Seconds => format!("{v:.2} s"),
             Unit::Share => format!("{:.1}%", v * 100.0),
-            // Two decimals, four where two would round up onto the targets' bound (0.7998 is not
-            // 0.80x).
-            Unit::Ratio if format!("{v:.2}") == "0.80" && v < 0.8 => format!("{v:.4}x"),
             Unit::Ratio => format!("{v:.2}x"),
             Unit::Bytes => format!("{:.0} MB", v / MB),
             Unit::Count => format!("{v:.1}"),
         }
     }
+}
+
+/// `v` with the fewest decimals (at least one) that tell it apart from `bound`.
+fn apart(v: f64, bound: f64) -> String {
+    (1..=12)
+        .map(|p| (format!("{v:.p$}"), format!("{bound:.p$}")))
+        .find(|(a, b)| a != b)
+        .map_or_else(|| v.to_string(), |(a, _)| a)
 }
 
 /// What a target asks of a figure.
@@ -141,6 +164,12 @@ pub enum Bound {
 }
 
 impl Bound {
+    fn value(self) -> f64 {
+        match self {
+            Bound::AtLeast(b) | Bound::Above(b) | Bound::Below(b) => b,
+        }
+    }
+
     pub fn met(self, v: f64) -> bool {
         match self {
             Bound::AtLeast(b) => v >= b,
@@ -199,7 +228,11 @@ impl Figure {
 
 impl fmt::Display for Figure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.unit.show(self.value))?;
+        let shown = match self.target {
+            Some(b) => self.unit.show_against(self.value, b.value()),
+            None => self.unit.show(self.value),
+        };
+        write!(f, "{} {shown}", self.name)?;
         if let (Some(b), Some(why)) = (self.target, &self.not_judged) {
             write!(f, " [{}: not judged: {why}]", b.show(self.unit))?;
         }
@@ -249,8 +282,17 @@ mod tests {
         assert_eq!(f.to_string(), "peak RSS 40 MB");
         let f = Figure::new(PEAK_RSS, 151.0 * MB, Unit::Bytes).judged(Scenario::Scale, &p);
         assert_eq!(f.met, Some(false), "150 MB are 150,000,000 bytes");
+        // A figure the usual digits would show equal to its bound gets more.
         let f = Figure::new(VS_BASELINE, 0.7998, Unit::Ratio).judged(Scenario::Position, &p);
         assert_eq!(f.to_string(), "x baseline 0.7998x [>= 0.80x: MISSED]");
+        let f = Figure::new(VS_BASELINE, 0.799_996, Unit::Ratio).judged(Scenario::Position, &p);
+        assert_eq!(f.to_string(), "x baseline 0.799996x [>= 0.80x: MISSED]");
+        let f = Figure::new(RATE, 14_999.6, Unit::PerSecond).judged(Scenario::Rush, &p);
+        assert_eq!(f.to_string(), "requests/s 14999.6/s [>= 15,000/s: MISSED]");
+        let f = Figure::new(PEAK_RSS, 149.6 * MB, Unit::Bytes).judged(Scenario::Scale, &p);
+        assert_eq!(f.to_string(), "peak RSS 149.6 MB [< 150 MB: met]");
+        let f = Figure::new(STARTUP, 0.996, Unit::Seconds).judged(Scenario::Scale, &p);
+        assert_eq!(f.to_string(), "startup 0.996 s [< 1.00 s: met]");
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum StoreError {
     GroupRolledBack,
     #[error("stored data is not what this build expects: {0}")]
     Corrupt(String),
+    /// The file cannot be read as it stands (`boxoffice check` on a read-only disk).
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -91,7 +94,8 @@ impl StoreError {
             | Self::TransactionLost
             | Self::GroupRolledBack
             | Self::Busy
-            | Self::Stalled { .. } => true,
+            | Self::Stalled { .. }
+            | Self::Unreadable(_) => true,
             Self::SchemaTooNew { .. } | Self::CommandPanicked | Self::Corrupt(_) => false,
         }
     }
@@ -419,8 +423,11 @@ pub fn backup_file(db: &Path, out: &Path, busy_timeout: Duration) -> Result<(), 
 /// upgraded; a WAL left by a stopped box is read, not checkpointed into it), and a copy kept on a
 /// read-only disk can be checked.
 pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckReport, StoreError> {
-    let conn = open_to_check(db)?;
+    let (conn, immutable) = open_to_check(db)?;
     conn.busy_timeout(busy_timeout)?;
+    // An immutable connection takes no locks and would not notice a writer; none can be there (no
+    // `-wal`, a disk SQLite cannot write), and this makes sure of it afterwards.
+    let before = immutable.then(|| stamp(db));
     // Every version's tables have the columns the checks read (the upgrades changed constraints and
     // indexes only); a newer file may not.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -432,28 +439,55 @@ pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckRepor
             "the file has no boxoffice schema (version 0)".into(),
         ));
     }
-    let _snapshot = Snapshot::begin(&conn)?;
-    check::run(&conn)
+    let report = {
+        let _snapshot = Snapshot::begin(&conn)?;
+        check::run(&conn)?
+    };
+    if before.is_some_and(|b| b != stamp(db)) {
+        return Err(StoreError::Unreadable(
+            "the file changed while it was checked without locks; check it again".into(),
+        ));
+    }
+    Ok(report)
 }
 
-/// Opens `db` read-only for `check_file`. A file in WAL mode (every boxoffice file) needs its `-shm`
-/// beside it, which SQLite creates; where it cannot (a copy on a read-only disk, with no `-wal` left:
-/// the box that wrote it stopped cleanly, or it is a backup), the file is opened as immutable
-/// instead: nothing can be writing it there, and all its pages are in the file itself.
-fn open_to_check(db: &Path) -> Result<Connection, StoreError> {
+/// What would show a write to the file: its size, its modification time, a `-wal` beside it.
+fn stamp(db: &Path) -> Option<(u64, std::time::SystemTime, bool)> {
+    let meta = std::fs::metadata(db).ok()?;
+    Some((meta.len(), meta.modified().ok()?, wal_beside(db)))
+}
+
+/// Opens `db` read-only for `check_file`; `true` with it when opened immutable. A file in WAL mode
+/// (every boxoffice file) needs its `-shm` beside it, which SQLite creates; where it cannot (a copy
+/// on a read-only disk) and no `-wal` is left (the box that wrote it stopped cleanly, or it is a
+/// backup), the file is opened as immutable instead: nothing can be writing it there, and all its
+/// pages are in the file itself. With a `-wal`, the pages in it are needed, and only a copy of both
+/// to a writable place can be read.
+fn open_to_check(db: &Path) -> Result<(Connection, bool), StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let cannot_open =
         |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    let fallback = |e: rusqlite::Error| {
+        if !cannot_open(&e) {
+            return Err(e.into());
+        }
+        if wal_beside(db) {
+            return Err(StoreError::Unreadable(format!(
+                "{e}: a -wal is beside the file and SQLite cannot make its -shm here (a read-only \
+                 disk?); copy the file and its -wal to a writable directory and check the copy"
+            )));
+        }
+        Ok((open_immutable(db, flags)?, true))
+    };
     match Connection::open_with_flags(db, flags) {
         // The open itself may pass and the first read fail: SQLite opens the `-shm` lazily.
         Ok(conn) => match conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| {
             r.get::<_, i64>(0)
         }) {
-            Err(e) if cannot_open(&e) && !wal_beside(db) => open_immutable(db, flags),
-            _ => Ok(conn),
+            Err(e) if cannot_open(&e) => fallback(e),
+            _ => Ok((conn, false)),
         },
-        Err(e) if cannot_open(&e) && !wal_beside(db) => open_immutable(db, flags),
-        Err(e) => Err(e.into()),
+        Err(e) => fallback(e),
     }
 }
 
@@ -465,9 +499,9 @@ fn wal_beside(db: &Path) -> bool {
 
 fn open_immutable(db: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let absolute = std::path::absolute(db)
-        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", db.display())))?;
+        .map_err(|e| StoreError::Unreadable(format!("{}: {e}", db.display())))?;
     let mut uri = url::Url::from_file_path(&absolute)
-        .map_err(|()| StoreError::Corrupt(format!("{} is not a file path", db.display())))?;
+        .map_err(|()| StoreError::Unreadable(format!("{} is not a file path", db.display())))?;
     uri.set_query(Some("mode=ro&immutable=1"));
     Ok(Connection::open_with_flags(
         uri.as_str(),

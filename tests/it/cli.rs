@@ -578,11 +578,24 @@ async fn check_reads_a_copy_kept_on_a_read_only_disk() {
     let data = disk.path().join("data");
     std::fs::create_dir(&data).expect("data dir");
     std::fs::copy(dir.path().join("boxoffice.db"), data.join("boxoffice.db")).expect("copy");
+    // A copy with a write-ahead log beside it (and no -shm, which SQLite would have to make).
+    let with_wal = disk.path().join("with-wal");
+    std::fs::create_dir(&with_wal).expect("dir");
+    std::fs::copy(
+        dir.path().join("boxoffice.db"),
+        with_wal.join("boxoffice.db"),
+    )
+    .expect("copy");
+    std::fs::write(with_wal.join("boxoffice.db-wal"), b"").expect("wal");
     mount.read_only();
 
     let (code, out, err) = run_cli(&["check"], &data);
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("events: 1,"), "{out}");
     assert!(out.trim_end().ends_with("ok"), "{out}");
+    // The log's pages may matter, so that copy is not read without it: the refusal says what to do.
+    let (code, out, err) = run_cli(&["check"], &with_wal);
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(err.contains("copy the file and its -wal"), "{err}");
     drop(mount);
 }
