@@ -408,26 +408,18 @@ pub(crate) fn decode<T>(
 /// opens the file without `Store::open`, which would first upgrade an older file in place; the
 /// backup taken before an upgrade must be of the old version (the README's upgrade steps).
 pub fn backup_file(db: &Path, out: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
-    // Read-only: closing the last connection to a file whose box has stopped would otherwise
-    // checkpoint a WAL left beside it into the file this promises to leave alone.
-    let src = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    src.busy_timeout(busy_timeout)?;
-    copy_into(&src, out)
+    let src = Untouched::open(db, busy_timeout)?;
+    copy_into(&src.conn, out)?;
+    src.unchanged(db)
 }
 
-/// `boxoffice check`: the integrity check and invariants I1-I4 over the file at `db`, opened
-/// read-only like `backup_file`: the file is never changed (an older version is checked as it is, not
-/// upgraded; a WAL left by a stopped box is read, not checkpointed into it), and a copy kept on a
-/// read-only disk can be checked.
+/// `boxoffice check`: the integrity check and invariants I1-I4 over the file at `db`, opened like
+/// `backup_file`: the file is never changed (an older version is checked as it is, not upgraded; a
+/// WAL left by a stopped box is read, not checkpointed into it), and a copy kept on a read-only disk
+/// can be checked.
 pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckReport, StoreError> {
-    let (conn, immutable) = open_to_check(db)?;
-    conn.busy_timeout(busy_timeout)?;
-    // An immutable connection takes no locks and would not notice a writer; none can be there (no
-    // `-wal`, a disk SQLite cannot write), and this makes sure of it afterwards.
-    let before = immutable.then(|| stamp(db));
+    let file = Untouched::open(db, busy_timeout)?;
+    let conn = &file.conn;
     // Every version's tables have the columns the checks read (the upgrades changed constraints and
     // indexes only); a newer file may not.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -440,55 +432,80 @@ pub fn check_file(db: &Path, busy_timeout: Duration) -> Result<check::CheckRepor
         ));
     }
     let report = {
-        let _snapshot = Snapshot::begin(&conn)?;
-        check::run(&conn)?
+        let _snapshot = Snapshot::begin(conn)?;
+        check::run(conn)?
     };
-    if before.is_some_and(|b| b != stamp(db)) {
-        return Err(StoreError::Unreadable(
-            "the file changed while it was checked without locks; check it again".into(),
-        ));
-    }
+    file.unchanged(db)?;
     Ok(report)
+}
+
+/// A read-only connection to a file that the commands reading it (`backup`, `check`) leave as it
+/// is: closing a read-write one would checkpoint a stopped box's WAL into the file.
+struct Untouched {
+    conn: Connection,
+    /// Set when the file had to be opened immutable: what it looked like then (see `unchanged`).
+    immutable: Option<Option<(u64, std::time::SystemTime, bool)>>,
+}
+
+impl Untouched {
+    /// Opens `db` read-only. A file in WAL mode (every boxoffice file) needs its `-shm` beside it,
+    /// which SQLite creates; where it cannot (a copy on a read-only disk) and no `-wal` is left (the
+    /// box that wrote it stopped cleanly, or it is a backup), the file is opened as immutable
+    /// instead: nothing can be writing it there, and all its pages are in the file itself. With a
+    /// `-wal`, the pages in it are needed, and only a copy of both to a writable place can be read.
+    fn open(db: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let cannot_open =
+            |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+        let fallback = |e: rusqlite::Error| {
+            if !cannot_open(&e) {
+                return Err(e.into());
+            }
+            if wal_beside(db) {
+                return Err(StoreError::Unreadable(format!(
+                    "{e}: a -wal is beside the file and SQLite cannot make its -shm here (a \
+                     read-only disk?); copy the file and its -wal to a writable directory and use \
+                     the copy"
+                )));
+            }
+            Ok(Self {
+                conn: open_immutable(db, flags)?,
+                immutable: Some(stamp(db)),
+            })
+        };
+        let file = match Connection::open_with_flags(db, flags) {
+            // The open itself may pass and the first read fail: SQLite opens the `-shm` lazily.
+            Ok(conn) => match conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+                Err(e) if cannot_open(&e) => fallback(e)?,
+                _ => Self {
+                    conn,
+                    immutable: None,
+                },
+            },
+            Err(e) => fallback(e)?,
+        };
+        file.conn.busy_timeout(busy_timeout)?;
+        Ok(file)
+    }
+
+    /// An immutable connection takes no locks and would not notice a writer; none can be there (no
+    /// `-wal`, a disk SQLite cannot write), and this makes sure of it after the reading.
+    fn unchanged(&self, db: &Path) -> Result<(), StoreError> {
+        match &self.immutable {
+            Some(before) if *before != stamp(db) => Err(StoreError::Unreadable(
+                "the file changed while it was read without locks; try again".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What would show a write to the file: its size, its modification time, a `-wal` beside it.
 fn stamp(db: &Path) -> Option<(u64, std::time::SystemTime, bool)> {
     let meta = std::fs::metadata(db).ok()?;
     Some((meta.len(), meta.modified().ok()?, wal_beside(db)))
-}
-
-/// Opens `db` read-only for `check_file`; `true` with it when opened immutable. A file in WAL mode
-/// (every boxoffice file) needs its `-shm` beside it, which SQLite creates; where it cannot (a copy
-/// on a read-only disk) and no `-wal` is left (the box that wrote it stopped cleanly, or it is a
-/// backup), the file is opened as immutable instead: nothing can be writing it there, and all its
-/// pages are in the file itself. With a `-wal`, the pages in it are needed, and only a copy of both
-/// to a writable place can be read.
-fn open_to_check(db: &Path) -> Result<(Connection, bool), StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let cannot_open =
-        |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
-    let fallback = |e: rusqlite::Error| {
-        if !cannot_open(&e) {
-            return Err(e.into());
-        }
-        if wal_beside(db) {
-            return Err(StoreError::Unreadable(format!(
-                "{e}: a -wal is beside the file and SQLite cannot make its -shm here (a read-only \
-                 disk?); copy the file and its -wal to a writable directory and check the copy"
-            )));
-        }
-        Ok((open_immutable(db, flags)?, true))
-    };
-    match Connection::open_with_flags(db, flags) {
-        // The open itself may pass and the first read fail: SQLite opens the `-shm` lazily.
-        Ok(conn) => match conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| {
-            r.get::<_, i64>(0)
-        }) {
-            Err(e) if cannot_open(&e) => fallback(e),
-            _ => Ok((conn, false)),
-        },
-        Err(e) => fallback(e),
-    }
 }
 
 fn wal_beside(db: &Path) -> bool {

@@ -567,7 +567,7 @@ impl Drop for Mount {
 }
 
 #[tokio::test]
-async fn check_reads_a_copy_kept_on_a_read_only_disk() {
+async fn check_and_backup_read_a_copy_kept_on_a_read_only_disk() {
     let dir = tempfile::tempdir().expect("dir");
     let mut server = Server::start(dir.path()).await;
     create_event(&server, "Kept", 5).await;
@@ -593,9 +593,27 @@ async fn check_reads_a_copy_kept_on_a_read_only_disk() {
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("events: 1,"), "{out}");
     assert!(out.trim_end().ends_with("ok"), "{out}");
+    // The same file can be backed up from there, and the backup passes check.
+    let saved = tempfile::tempdir().expect("backup dir");
+    let copy = saved.path().join("boxoffice.db");
+    let (code, _, err) = run_cli(&["backup", copy.to_str().expect("utf-8 path")], &data);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run_cli(&["check"], saved.path());
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("events: 1,"), "{out}");
     // The log's pages may matter, so that copy is not read without it: the refusal says what to do.
-    let (code, out, err) = run_cli(&["check"], &with_wal);
-    assert_eq!(code, 2, "{out} {err}");
-    assert!(err.contains("copy the file and its -wal"), "{err}");
+    let never = saved.path().join("never.db");
+    for command in [
+        vec!["check"],
+        vec!["backup", never.to_str().expect("utf-8 path")],
+    ] {
+        let (code, out, err) = run_cli(&command, &with_wal);
+        assert_eq!(code, 2, "{command:?}: {out} {err}");
+        assert!(
+            err.contains("copy the file and its -wal"),
+            "{command:?}: {err}"
+        );
+    }
+    assert!(!never.exists());
     drop(mount);
 }
